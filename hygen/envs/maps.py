@@ -192,6 +192,25 @@ for (_s, _z), _limit in {(1, 3): 120, (1, 4): 130, (1, 5): 140, (2, 3): 120, (2,
     _sz(f"{_s}s{_z}z", _s, _z, _limit)
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[_\s]", "-", name.strip().lower())
+
+
+def get_map(name: str) -> MapSpec:
+    try:
+        return MAPS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown map {name!r}; known maps: {', '.join(MAPS)}") from None
+
+
+def task_set(name: str) -> TaskSet:
+    """Task set by name; 'marine_hard' and 'marine-hard' both work."""
+    key = _canonical(name)
+    if key not in TASK_SETS:
+        raise UnknownNameError(f"unknown task set {name!r}; known task sets: {', '.join(TASK_SETS)}")
+    return TASK_SETS[key]
+
+
 @dataclass(frozen=True)
 class TaskSet:
     name: str
@@ -220,22 +239,3 @@ register_task_set(TaskSet(
 register_task_set(TaskSet(
     "stalker-zealot", ("2s3z", "2s4z", "3s5z"),
     ("1s3z", "1s4z", "1s5z", "2s5z", "3s3z", "3s4z", "4s3z", "4s4z", "4s5z", "4s6z")))
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[_\s]", "-", name.strip().lower())
-
-
-def get_map(name: str) -> MapSpec:
-    try:
-        return MAPS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown map {name!r}; known maps: {', '.join(MAPS)}") from None
-
-
-def task_set(name: str) -> TaskSet:
-    """Task set by name; 'marine_hard' and 'marine-hard' both work."""
-    key = _canonical(name)
-    if key not in TASK_SETS:
-        raise UnknownNameError(f"unknown task set {name!r}; known task sets: {', '.join(TASK_SETS)}")
-    return TASK_SETS[key]
