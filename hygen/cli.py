@@ -1,0 +1,87 @@
+"""The ``hygen`` command line: one subcommand per module in ``hygen.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommand name -> module in hygen.commands exposing HELP, add_arguments(parser), run(args) -> int.
+SUBCOMMANDS = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "collect": "collect",
+    "data": "data",
+    "demo": "demo",
+}
+
+DESCRIPTION = """\
+hygen: multi-task multi-agent RL with hybrid offline/online training (HyGen),
+on a built-in batched SMAC-compatible simulator (or real StarCraft II).
+
+Typical session:
+  hygen collect --task-set marine-hard --policy heuristic --data-root data
+  hygen train --gin_file hygen --gin_file tasksets/marine_hard --run_dir runs/hygen
+  hygen evaluate runs/hygen --markdown table.md
+"""
+
+
+def add_common_arguments(p: argparse.ArgumentParser, run_dir_required: bool = False) -> None:
+    """Flags every run-like subcommand takes."""
+    p.add_argument("--gin_file", action="append", default=[], metavar="FILE",
+                   help="gin config file (repeatable; a name like 'hygen' or 'ablations/no_cql' "
+                        "is looked up in configs/)")
+    p.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
+                   help="gin binding overriding the files, e.g. --gin_param 'Trainer.eval_every = 500' (repeatable)")
+    p.add_argument("--run_dir", required=run_dir_required, default=None,
+                   help="run directory: config, checkpoints, TensorBoard events, results.json; "
+                        "an existing one is resumed from its newest checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="random seed (python, numpy, torch, environments)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hygen", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from hygen import __version__
+
+    parser.add_argument("--version", action="version", version=f"hygen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, module in SUBCOMMANDS.items():
+        try:
+            mod = importlib.import_module(f"hygen.commands.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"hygen.commands.{module}":
+                raise
+            continue  # a subcommand not built yet
+        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    from hygen.config import GinConfigError
+    from hygen.rundir import CheckpointError
+
+    try:
+        return int(args._run(args) or 0)
+    except (GinConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
+        # Bad input ends in one clear line, not a traceback; HYGEN_DEBUG=1 shows it.
+        import os
+
+        if os.environ.get("HYGEN_DEBUG"):
+            raise
+        msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
+        print(f"hygen {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``hygen`` console script (see hygen.cli)."""

@@ -1,0 +1,36 @@
+"""hygen train: run a method (HyGen, QMIX, an ablation or a baseline) from gin configs."""
+
+from __future__ import annotations
+
+import gin
+
+from hygen.cli import add_common_arguments
+from hygen.commands.run_setup import setup_run
+
+HELP = "train a method described by gin configs; resumes an existing run directory"
+DESCRIPTION = """\
+Train a method described by gin configs (configs/*.gin). The run directory receives
+the config, seed, git revision, TensorBoard events, checkpoints and results.json;
+running the same command again resumes from the newest checkpoint.
+
+examples:
+  hygen train --gin_file qmix --gin_param "SOURCE_MAPS = ['3m']" --run_dir runs/qmix-3m
+  hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file ablations/no_cql
+  hygen train --run_dir runs/qmix-3m          # resume with the stored config
+"""
+
+
+def add_arguments(parser) -> None:
+    add_common_arguments(parser)
+
+
+def run(args) -> int:
+    ctx = setup_run(args)  # bad configs fail here, before anything is built
+    from hygen.trainer import Trainer
+
+    trainer = Trainer(run_dir=ctx.run_dir, seed=ctx.seed, device=ctx.device)
+    ctx.run_dir.write_config(gin.operative_config_str(), name="operative_config.gin")
+    results = trainer.run()
+    ctx.run_dir.write_config(gin.operative_config_str(), name="operative_config.gin")
+    print(f"run directory: {ctx.run_dir.path}")
+    return 0 if results is not None else 1

@@ -1,0 +1,220 @@
+"""Run directories: config, seed, provenance, TensorBoard events, checkpoints, results.
+
+A run directory holds everything needed to understand and continue a run::
+
+    RUN_DIR/
+      config.gin            the parsed gin config (what was asked for)
+      operative_config.gin  the bindings actually used (written once components exist)
+      meta.json             seed, git revision, library versions, command line
+      events.out.tfevents.* TensorBoard scalars
+      checkpoints/ckpt_00001000.pt   (atomic: written to a temp file, then renamed)
+      results.json          machine-readable results (atomic)
+
+Re-running with the same directory resumes from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_GLOB = "ckpt_*.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, or written by another model."""
+
+
+def git_revision(path: str | Path | None = None) -> str | None:
+    """The git revision of the hygen source tree (with '-dirty' when modified), or None."""
+    cwd = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("hygen", "torch", "numpy", "gin-config", "h5py", "einops", "tensorboard"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def atomic_write_bytes(path: Path, write_fn) -> None:
+    """Write via ``write_fn(file)`` to a temp file in the same folder, fsync, then rename.
+
+    A crash mid-write leaves the previous file intact: a half-written file never
+    replaces a good one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
+
+
+class RunDir:
+    """One run's directory. Creating it is idempotent; an existing one is resumed."""
+
+    def __init__(self, path: str | Path, keep_checkpoints: int = 3):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir = self.path / "checkpoints"
+        self.keep_checkpoints = keep_checkpoints
+        self._writer = None
+
+    # -- provenance ---------------------------------------------------------------
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "meta.json"
+
+    def read_meta(self) -> dict:
+        if not self.meta_path.exists():
+            return {}
+        try:
+            return json.loads(self.meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{self.meta_path}: not valid JSON ({e})") from None
+
+    def write_meta(self, seed: int, **extra: Any) -> dict:
+        """Record seed, git revision, versions and command line; a resumed run keeps its seed."""
+        meta = self.read_meta()
+        if meta and "seed" in meta and int(meta["seed"]) != int(seed):
+            raise CheckpointError(
+                f"{self.meta_path}: run directory was created with seed {meta['seed']}, "
+                f"but this run asks for seed {seed}; use another --run_dir or the same seed")
+        meta.update({"seed": int(seed), "git_revision": git_revision(), "versions": library_versions(),
+                     "argv": sys.argv, **extra})
+        meta.setdefault("history", []).append({"git_revision": meta["git_revision"], "argv": sys.argv})
+        write_json(self.meta_path, meta)
+        return meta
+
+    def write_config(self, config_str: str, name: str = "config.gin") -> Path:
+        p = self.path / name
+        atomic_write_text(p, config_str)
+        return p
+
+    # -- TensorBoard ----------------------------------------------------------------
+    @property
+    def writer(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.path))
+        return self._writer
+
+    def log_scalars(self, scalars: dict[str, float], step: int, prefix: str = "") -> None:
+        for k, v in scalars.items():
+            self.writer.add_scalar(f"{prefix}{k}", float(v), step)
+
+    # -- checkpoints ----------------------------------------------------------------
+    def checkpoints(self) -> list[Path]:
+        """Checkpoints, oldest first (by step number in the name)."""
+        return sorted(self.checkpoint_dir.glob(CHECKPOINT_GLOB), key=lambda p: int(p.stem.split("_")[1]))
+
+    def save_checkpoint(self, state: dict, step: int) -> Path:
+        path = self.checkpoint_dir / f"ckpt_{int(step):08d}.pt"
+        atomic_write_bytes(path, lambda f: torch.save({"step": int(step), **state}, f))
+        for old in self.checkpoints()[:-self.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_checkpoint(self, path: str | Path | None = None, map_location="cpu") -> dict | None:
+        """The newest readable checkpoint (or ``path``); None when there is none."""
+        candidates = [Path(path)] if path else list(reversed(self.checkpoints()))
+        errors = []
+        for p in candidates:
+            try:
+                return torch.load(p, map_location=map_location, weights_only=False)
+            except Exception as e:  # a corrupt file: fall back to the previous one
+                errors.append(f"{p}: {type(e).__name__}: {e}")
+                if path:
+                    break
+        if errors:
+            raise CheckpointError("no readable checkpoint; tried:\n  " + "\n  ".join(errors))
+        return None
+
+    # -- results ----------------------------------------------------------------------
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.json"
+
+    def read_results(self) -> dict:
+        if not self.results_path.exists():
+            return {}
+        return json.loads(self.results_path.read_text())
+
+    def write_results(self, results: dict) -> None:
+        write_json(self.results_path, results)
+
+    # -- progress -----------------------------------------------------------------------
+    @staticmethod
+    def progress(total: int, initial: int = 0, desc: str = "", unit: str = "step"):
+        """A progress bar with throughput and ETA (tqdm); quiet when HYGEN_NO_PROGRESS is set."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
+                    disable=bool(os.environ.get("HYGEN_NO_PROGRESS")), smoothing=0.1)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def check_state_dict(expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming the keys and shapes when ``loaded`` is from another model."""
+    missing = sorted(set(expected) - set(loaded))
+    unexpected = sorted(set(loaded) - set(expected))
+    shapes = [f"{k}: checkpoint {tuple(loaded[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in loaded and hasattr(v, "shape")
+              and tuple(loaded[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        lines = [f"{source}: checkpoint does not fit this model"]
+        if missing:
+            lines.append(f"  missing keys: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        if unexpected:
+            lines.append(f"  unexpected keys: {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
+        lines += [f"  shape mismatch {s}" for s in shapes[:8]]
+        raise CheckpointError("\n".join(lines))

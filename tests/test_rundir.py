@@ -1,0 +1,75 @@
+"""Run directories: provenance files, atomic checkpoints, fallback past a corrupt one, model checks."""
+
+import json
+
+import pytest
+import torch
+
+from hygen.rundir import CheckpointError, RunDir, check_state_dict
+
+
+def test_meta_config_results(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.write_config("a.b = 1\n")
+    meta = rd.write_meta(seed=7, gin_files=["x.gin"])
+    rd.write_results({"win_rate": {"3m": [0.5]}})
+    assert (rd.path / "config.gin").read_text() == "a.b = 1\n"
+    stored = json.loads((rd.path / "meta.json").read_text())
+    assert stored["seed"] == 7 and stored["versions"]["torch"] == torch.__version__
+    assert "git_revision" in stored and meta["gin_files"] == ["x.gin"]
+    assert rd.read_results() == {"win_rate": {"3m": [0.5]}}
+
+
+def test_resume_refuses_another_seed(tmp_path):
+    RunDir(tmp_path).write_meta(seed=1)
+    with pytest.raises(CheckpointError, match="seed 1.*seed 2"):
+        RunDir(tmp_path).write_meta(seed=2)
+
+
+def test_tensorboard_events_written(tmp_path):
+    rd = RunDir(tmp_path)
+    rd.log_scalars({"loss": 1.5}, step=3)
+    rd.close()
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_checkpoints_keep_newest_and_skip_corrupt(tmp_path):
+    rd = RunDir(tmp_path, keep_checkpoints=2)
+    for step in (10, 20, 30):
+        rd.save_checkpoint({"w": torch.full((2,), float(step))}, step)
+    assert [p.name for p in rd.checkpoints()] == ["ckpt_00000020.pt", "ckpt_00000030.pt"]
+    assert rd.load_checkpoint()["step"] == 30
+    # A torn write of the newest file: resume falls back to the previous good one.
+    rd.checkpoints()[-1].write_bytes(b"\x80garbage")
+    ckpt = rd.load_checkpoint()
+    assert ckpt["step"] == 20 and ckpt["w"][0].item() == 20.0
+    assert not list(rd.checkpoint_dir.glob("*.tmp"))
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path):
+    rd = RunDir(tmp_path)
+    rd.save_checkpoint({"w": torch.zeros(1)}, 5)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        rd.save_checkpoint({"w": Boom()}, 5)
+    assert rd.load_checkpoint()["step"] == 5
+    assert not list(rd.checkpoint_dir.glob(".*tmp"))
+
+
+def test_no_checkpoint_is_none(tmp_path):
+    assert RunDir(tmp_path).load_checkpoint() is None
+
+
+def test_checkpoint_from_another_model_is_named(tmp_path):
+    model = torch.nn.Linear(4, 3)
+    other = torch.nn.Sequential(torch.nn.Linear(5, 3))
+    with pytest.raises(CheckpointError) as e:
+        check_state_dict(model.state_dict(), other.state_dict(), "ckpt.pt")
+    assert "ckpt.pt" in str(e.value) and "missing keys: bias, weight" in str(e.value)
+    wider = torch.nn.Linear(5, 3)
+    with pytest.raises(CheckpointError, match=r"weight: checkpoint \(3, 5\) vs model \(3, 4\)"):
+        check_state_dict(model.state_dict(), wider.state_dict(), "ckpt.pt")
