@@ -1,0 +1,105 @@
+"""hygen evaluate: zero-shot win rates of trained runs, as a table like the paper's Table 1."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from hygen.report import to_csv, to_markdown, to_text, win_rate_rows
+
+HELP = "re-run greedy evaluation of trained runs and print the zero-shot win-rate table"
+DESCRIPTION = """\
+Re-run the greedy evaluation (source and unseen maps) from each run's newest checkpoint
+and print a table laid out like the paper's Table 1 (win rate in %). Runs with the same
+label (method plus ablation configs) are pooled as seeds: mean ± std.
+
+examples:
+  hygen evaluate runs/hygen-mh
+  hygen evaluate runs/hygen-mh-seed* runs/no_online-seed* --markdown table.md --csv table.csv
+  hygen evaluate runs/hygen-mh --from-results     # table from results.json, no re-run
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories made by hygen train")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="greedy episodes per map (default: the run's Trainer.eval_episodes, 32)")
+    parser.add_argument("--from-results", action="store_true",
+                        help="use the final evaluation stored in results.json instead of re-running")
+    parser.add_argument("--label", default=None, help="column label (default: method and ablations)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
+    parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+
+
+def run_label(run_dir: Path) -> str:
+    """Method plus the configs that change it (ablations), without task set and data quality."""
+    meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").exists() else {}
+    stems = [Path(f).stem for f in meta.get("gin_files", [])
+             if not any(part in str(f) for part in ("tasksets", "/data/", "config.gin"))]
+    return "+".join(stems) or run_dir.name
+
+
+def evaluate_run(run_dir: Path, episodes: int | None, device: str) -> dict:
+    """Rebuild the run's Trainer from its stored config, restore the newest checkpoint, evaluate."""
+    import gin
+
+    from hygen import config
+    from hygen.rundir import RunDir
+    from hygen.trainer import Trainer
+
+    stored = run_dir / "config.gin"
+    if not stored.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.gin); run hygen train first")
+    config.reset()
+    params = ["Trainer.data_root = None"]  # evaluation needs no offline data
+    if episodes:
+        params.append(f"Trainer.eval_episodes = {int(episodes)}")
+    config.parse_config([stored], params)
+    rd = RunDir(run_dir)
+    if not rd.checkpoints():
+        raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (checkpoints/ is empty)")
+    meta = rd.read_meta()
+    trainer = Trainer(run_dir=rd, seed=int(meta.get("seed", 0)), device=device)
+    trainer.restore()
+    res = trainer.evaluate()
+    gin.clear_config()
+    return {"step": trainer.step, "source_maps": trainer.source_maps, "eval_maps": trainer.eval_maps,
+            "win_rate": {m: r["win_rate"] for m, r in res.items()}}
+
+
+def from_results(run_dir: Path) -> dict:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no results file; has this run evaluated yet?")
+    res = json.loads(path.read_text())
+    if not res.get("final"):
+        raise ValueError(f"{path}: holds no evaluation yet")
+    return {"step": res["final"]["step"], "source_maps": res["source_maps"], "eval_maps": res["eval_maps"],
+            "win_rate": res["final"]["win_rate"]}
+
+
+def run(args) -> int:
+    from hygen.utils import resolve_device
+
+    device = resolve_device(args.device)
+    columns: dict[str, list[dict]] = defaultdict(list)
+    source, eval_maps = [], []
+    for d in map(Path, args.run_dirs):
+        r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device)
+        columns[args.label or run_label(d)].append(r["win_rate"])
+        source += [m for m in r["source_maps"] if m not in source]
+        eval_maps += [m for m in r["eval_maps"] if m not in eval_maps]
+        print(f"{d}: step {r['step']}")
+    unseen = [m for m in eval_maps if m not in source]
+    labels = list(columns)
+    rows = win_rate_rows(columns, source, unseen)
+    print(to_text(rows, labels, title="zero-shot win rate (%)"))
+    if args.markdown:
+        Path(args.markdown).write_text(to_markdown(rows, labels))
+        print(f"wrote {args.markdown}")
+    if args.csv:
+        Path(args.csv).write_text(to_csv(rows, labels))
+        print(f"wrote {args.csv}")
+    return 0

@@ -1,0 +1,21 @@
+"""Table-1-style win-rate tables: numbers checked by hand."""
+
+from hygen.report import to_csv, to_markdown, to_text, win_rate_rows
+
+
+def test_mean_std_over_seeds_and_group_means():
+    columns = {"hygen": [{"3m": 1.0, "4m": 0.5}, {"3m": 0.5, "4m": 0.0}], "qmix": [{"3m": 0.25, "4m": 0.75}]}
+    rows = win_rate_rows(columns, ["3m"], ["4m"])
+    by = {(r["group"], r["map"]): r for r in rows}
+    assert by[("source", "3m")]["hygen"] == (75.0, 25.0, 2)
+    assert by[("unseen", "4m")]["hygen"] == (25.0, 25.0, 2)
+    assert by[("unseen", "mean")]["qmix"] == (75.0, 0.0, 1)
+    md = to_markdown(rows, ["hygen", "qmix"])
+    assert "| source | 3m | 75.0 ± 25.0 | 25.0 |" in md
+    assert "4m" in to_text(rows, ["hygen", "qmix"])
+    assert "source,3m,75.00,25.00,2,25.00,0.00,1" in to_csv(rows, ["hygen", "qmix"])
+
+
+def test_missing_map_is_a_dash():
+    rows = win_rate_rows({"a": [{"3m": 1.0}]}, ["3m"], ["5m"])
+    assert "| unseen | 5m | - |" in to_markdown(rows, ["a"])
