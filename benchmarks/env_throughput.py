@@ -1,0 +1,71 @@
+"""Simulator throughput: env-steps/s and agent-steps/s with random valid actions.
+
+    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--out tp.json]
+
+One CPU thread (torch.set_num_threads(1)); CUDA too when available. Random actions are
+drawn from avail_actions every step (that sampling is included in the timing, as a runner
+would pay it); --no-validate skips the env's action check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import hygen.envs as he
+from hygen.envs.scripted import random_actions
+
+
+def measure(map_name: str, num_envs: int, device: str, seconds: float, validate: bool) -> dict:
+    env = he.make(map_name, num_envs=num_envs, seed=0, device=device, validate_actions=validate)
+    env.reset()
+    g = torch.Generator(device=device).manual_seed(0)
+    for _ in range(3):
+        env.step(random_actions(env.get_avail_actions(), g))
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        env.step(random_actions(env.get_avail_actions(), g))
+        steps += 1
+        if steps % 10 == 0:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if time.perf_counter() - t0 >= seconds:
+                break
+    dt = time.perf_counter() - t0
+    eps = steps * num_envs / dt
+    return {"map": map_name, "num_envs": num_envs, "device": device, "env_steps_per_s": eps,
+            "agent_steps_per_s": eps * env.n_agents, "ms_per_step": 1e3 * dt / steps}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--maps", nargs="+", default=["3m", "3s5z", "13m_vs_15m"])
+    p.add_argument("--envs", nargs="+", type=int, default=[1, 64, 512])
+    p.add_argument("--seconds", type=float, default=2.0, help="timing window per cell")
+    p.add_argument("--no-validate", action="store_true", help="skip the env's available-action check")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    print(f"{'map':12s} {'envs':>5s} {'device':6s} {'env-steps/s':>12s} {'agent-steps/s':>14s} {'ms/step':>8s}")
+    for dev in devices:
+        for m in args.maps:
+            for e in args.envs:
+                r = measure(m, e, dev, args.seconds, not args.no_validate)
+                rows.append(r)
+                print(f"{m:12s} {e:5d} {dev:6s} {r['env_steps_per_s']:12.0f} {r['agent_steps_per_s']:14.0f} "
+                      f"{r['ms_per_step']:8.2f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"threads": 1, "validate_actions": not args.no_validate, "rows": rows},
+                                       indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Scripted policies that read only the env's batched tensors (state + avail actions).
+
+They work on any backend with the SMAC interface (built-in simulator or SC2), because
+they decode unit positions and health from SMAC's global state via ``MapSpec.layout``.
+``hygen collect --policy heuristic`` uses :func:`focus_fire_actions`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hygen.envs.sim import N_NO_ATTACK, NOOP, STOP
+
+__all__ = ["decode_state", "focus_fire_actions", "nearest_enemy_actions", "random_actions"]
+
+
+def decode_state(env, state: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Unit positions (normalised, as in SMAC's state) and alive masks from the state.
+
+    Returns ally_xy [E,n,2], enemy_xy [E,m,2], ally_alive [E,n], enemy_alive [E,m].
+    """
+    lay = env.map.layout
+    s = env.get_state() if state is None else state
+    E, n, m = s.shape[0], lay.n_agents, lay.n_enemies
+    ally = s[:, : lay.state_enemy_offset].view(E, n, lay.ally_state)
+    enemy = s[:, lay.state_enemy_offset: lay.state_last_action_offset].view(E, m, lay.enemy_state)
+    return {
+        "ally_xy": ally[..., 2:4], "enemy_xy": enemy[..., 1:3],
+        "ally_alive": ally[..., 0] > 0, "enemy_alive": enemy[..., 0] > 0,
+    }
+
+
+def _move_towards(avail: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """SMAC move action (2..5) along the dominant axis of ``delta`` [E,n,2]; stop if blocked."""
+    dx, dy = delta[..., 0], delta[..., 1]
+    horizontal = dx.abs() >= dy.abs()
+    move = torch.where(horizontal, torch.where(dx > 0, 4, 5), torch.where(dy > 0, 2, 3))
+    ok = avail.gather(2, move[..., None]).squeeze(-1)
+    return torch.where(ok, move, STOP)
+
+
+def _finish(env, avail: torch.Tensor, actions: torch.Tensor, epsilon: float,
+            generator: torch.Generator | None) -> torch.Tensor:
+    alive = ~avail[..., NOOP]
+    actions = torch.where(alive, actions, NOOP)
+    if epsilon > 0:
+        rand = random_actions(avail, generator)
+        explore = torch.rand(actions.shape, generator=generator, device=actions.device) < epsilon
+        actions = torch.where(explore, rand, actions)
+    return actions
+
+
+def random_actions(avail: torch.Tensor, generator: torch.Generator | None = None) -> torch.LongTensor:
+    """Uniformly random available actions, [E, n] (argmax of iid uniforms over the available set)."""
+    noise = torch.rand(avail.shape, generator=generator, device=avail.device)
+    return (noise * avail).argmax(dim=-1)
+
+
+def focus_fire_actions(env, epsilon: float = 0.0, generator: torch.Generator | None = None) -> torch.LongTensor:
+    """Every agent attacks the same enemy: the living enemy nearest the team's centre.
+
+    Agents that cannot reach it yet (attack unavailable, i.e. farther than 6) walk towards it;
+    ``epsilon`` replaces that share of actions by random available ones. Returns [E, n].
+    """
+    avail = env.get_avail_actions()
+    d = decode_state(env)
+    w = d["ally_alive"].float()[..., None]
+    centre = (d["ally_xy"] * w).sum(1) / w.sum(1).clamp(min=1)  # [E, 2]
+    dist = (d["enemy_xy"] - centre[:, None]).norm(dim=-1).masked_fill(~d["enemy_alive"], float("inf"))
+    target = dist.argmin(dim=1)  # [E]
+    attack = (N_NO_ATTACK + target)[:, None].expand(-1, avail.shape[1])
+    can = avail.gather(2, attack[..., None]).squeeze(-1)
+    tgt_xy = d["enemy_xy"].gather(1, target[:, None, None].expand(-1, 1, 2))
+    move = _move_towards(avail, tgt_xy - d["ally_xy"])
+    return _finish(env, avail, torch.where(can, attack, move), epsilon, generator)
+
+
+def nearest_enemy_actions(env, epsilon: float = 0.0, generator: torch.Generator | None = None) -> torch.LongTensor:
+    """Each agent attacks its own nearest enemy (no coordination), like SC2's attack-move AI;
+    agents with no enemy in range walk towards their nearest enemy. Returns [E, n]."""
+    avail = env.get_avail_actions()
+    d = decode_state(env)
+    rel = d["enemy_xy"][:, None] - d["ally_xy"][:, :, None]  # [E, n, m, 2]
+    dist = rel.norm(dim=-1).masked_fill(~d["enemy_alive"][:, None], float("inf"))
+    nearest = dist.argmin(dim=2)  # [E, n]
+    attack = N_NO_ATTACK + nearest
+    can = avail.gather(2, attack[..., None]).squeeze(-1)
+    delta = rel.gather(2, nearest[..., None, None].expand(-1, -1, 1, 2)).squeeze(2)
+    move = _move_towards(avail, delta)
+    return _finish(env, avail, torch.where(can, attack, move), epsilon, generator)
