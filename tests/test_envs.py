@@ -131,6 +131,18 @@ def test_invalid_action_raises():
         env.step(torch.tensor([[1, 1, 1], [0, 1, 1]]))  # no-op for a living agent
     with pytest.raises(ValueError, match="shape"):
         env.step(torch.ones(2, 2, dtype=torch.long))
+    with pytest.raises(InvalidActionError, match=r"in \[0, 9\)"):
+        env.step(torch.tensor([[1, 1, 1], [1, 1, 9]]))  # 3m has 9 actions
+    env.step(torch.ones(2, 3, dtype=torch.long))  # a failed check leaves the env usable
+
+
+def test_invalid_actions_of_just_reset_envs_are_ignored():
+    """An env that auto-resets on this call ignores its actions (they were chosen for the old episode)."""
+    env = SimEnv(get_map("3m"), num_envs=2)
+    env.reset()
+    env._needs_reset[0] = True
+    out = env.step(torch.tensor([[0, 0, 0], [1, 1, 1]]))  # no-op is unavailable to living agents
+    assert out.reset_mask.tolist() == [True, False] and out.reward[0] == 0
 
 
 def test_reward_quantised_and_perfect_win_returns_20():

@@ -53,7 +53,7 @@ def _finish(env, avail: torch.Tensor, actions: torch.Tensor, epsilon: float,
 def random_actions(avail: torch.Tensor, generator: torch.Generator | None = None) -> torch.LongTensor:
     """Uniformly random available actions, [E, n] (argmax of iid uniforms over the available set)."""
     noise = torch.rand(avail.shape, generator=generator, device=avail.device)
-    return (noise * avail).argmax(dim=-1)
+    return noise.masked_fill_(~avail, -1.0).argmax(dim=-1)  # in place: no bool->float product
 
 
 def focus_fire_actions(env, epsilon: float = 0.0, generator: torch.Generator | None = None) -> torch.LongTensor:

@@ -46,7 +46,7 @@ REWARD_DEATH = 10.0
 REWARD_WIN = 200.0
 REWARD_SCALE_RATE = 20.0
 
-_INF = 1e9
+_BIG = 1e9  # "no such pair" distance penalty
 SEPARATION = 0.9  # units are pushed apart below this fraction of their radii sum
 
 
@@ -92,6 +92,10 @@ class SimEnv:
         mirror_spawn: place the enemies at the mirror image of the allies' formation (SC2
             places both sides with the same offsets and gives the enemies one loop's head
             start, which is what the default reproduces); for symmetry checks.
+
+    Unit state (views into two packed buffers, updated in place; tests may poke them):
+    ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
+    ``order``, ``target`` [E,U] long (a unit without a target points at itself).
     """
 
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
@@ -105,6 +109,7 @@ class SimEnv:
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.substeps = substeps
+        self.dt = LOOPS_PER_STEP / substeps
         self.validate_actions = validate_actions
         self.ally_ai = ally_ai
         self.mirror_spawn = mirror_spawn
@@ -117,13 +122,16 @@ class SimEnv:
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(seed)
         self._build_constants()
+        self._build_spawns()
+        self._build_obs_index()
         self._alloc()
         self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self._obs = self._state = self._avail = None
 
     # ------------------------------------------------------------------ constants
     def _build_constants(self) -> None:
-        dev, n, m = self.device, self.n_agents, self.n_enemies
+        """Per-map constant tensors, so a step only does the data-dependent work."""
+        dev, n, U = self.device, self.n_agents, self.n_units
         types = list(self.map.ally_unit_types) + list(self.map.enemy_unit_types)
         stats = [UNITS[t] for t in types]
 
@@ -131,40 +139,58 @@ class SimEnv:
             return torch.tensor([float(getattr(s, attr)) for s in stats], device=dev)
 
         self.hp_max, self.sh_max, self.armor = col("health"), col("shield"), col("armor")
-        self.damage, self.bonus, self.hits = col("damage"), col("bonus_armored"), col("hits")
-        self.wrange, self.period, self.speed = col("weapon_range"), col("cooldown"), col("speed")
-        self.radius, self.armored, self.max_cd = col("radius"), col("armored"), col("max_cooldown")
-        self.is_enemy = torch.arange(self.n_units, device=dev) >= n
+        self.hits, self.radius, self.max_cd = col("hits"), col("radius"), col("max_cooldown")
+        damage, bonus, armored = col("damage"), col("bonus_armored"), col("armored")
+        self.has_shields = bool((self.sh_max > 0).any())
+        self.has_armor = bool((self.armor > 0).any())
         self.sh_max_safe = self.sh_max.clamp(min=1.0)
-        # hostile[i, j]: i may attack j; edge-to-edge radii sum for range checks
-        self.hostile = self.is_enemy[:, None] != self.is_enemy[None, :]
-        self.rsum = self.radius[:, None] + self.radius[None, :]
-        self.not_eye = 1.0 - torch.eye(self.n_units, device=dev)
+        self.is_enemy = torch.arange(U, device=dev) >= n
+        self.unit_ids = torch.arange(U, device=dev)
+        hostile = self.is_enemy[:, None] != self.is_enemy[None, :]
+        rsum = self.radius[:, None] + self.radius[None, :]
+        # [i, j] matrices: i in weapon range of j iff dist <= reach (SC2 measures edge to edge);
+        # a big distance penalty for non-hostile pairs (and i == j) so one min finds the nearest foe
+        self.reach = rsum + col("weapon_range")[:, None]
+        self.not_foe = torch.where(hostile, 0.0, _BIG)
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
-        self.sep = SEPARATION * self.rsum
-        lay = self.map.layout
-        self.ally_onehot = torch.zeros(n, lay.unit_type_bits, device=dev)
-        self.enemy_onehot = torch.zeros(m, lay.unit_type_bits, device=dev)
-        if lay.unit_type_bits:
-            for i, t in enumerate(self.map.ally_unit_types):
-                self.ally_onehot[i, lay.ally_types.index(t)] = 1.0
-            for j, t in enumerate(self.map.enemy_unit_types):
-                self.enemy_onehot[j, lay.enemy_types.index(t)] = 1.0
+        self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
+        # damage of one attack of i on j: hits x (damage + armored bonus)
+        self.attack_dmg = self.hits[:, None] * (damage[:, None] + bonus[:, None] * armored[None, :])
+        self.dmg_depends_on_target = bool((self.attack_dmg != self.attack_dmg[:, :1]).any())
+        # per-substep constants: the longest stride, and "period + jitter_lo - dt" for the cooldown
+        dt = self.dt
+        self.speed = col("speed")
+        self.max_stride = self.speed * dt
+        self.cd_base = col("cooldown") + COOLDOWN_JITTER[0] - dt
+        g = self.geometry
+        if any(v != int(v) for v in g.pathable):
+            raise ValueError(f"pathable box must have integer edges, got {g.pathable}")
+        lo = torch.tensor(g.pathable[:2], device=dev)[:, None]  # [2, 1] (x, y)
+        hi = torch.tensor(g.pathable[2:], device=dev)[:, None]
+        self.path_lo, self.path_hi = lo[..., None], hi[..., None]  # [2, 1, 1]
+        self.xy_lo, self.xy_hi = lo + self.radius, hi - self.radius  # [2, U]: unit centres stay inside
+        px0, py0, px1, py1 = g.playable
+        self.center = torch.tensor([g.map_size[0] / 2, g.map_size[1] / 2], device=dev)[:, None]
+        self.play_wh = torch.tensor([px1 - px0, py1 - py0], device=dev)[:, None]
+        # move offsets of actions 2..5 (north +y, south -y, east +x, west -x), as [xy, 1, 4]
+        self.move_dirs = torch.tensor([[0.0, 0, 1, -1], [1, -1, 0, 0]], device=dev)[:, None, :]
+        # SMAC actions -> ally orders: order, move-goal offset, target unit (own id = none)
+        A = self.n_actions
+        act = torch.arange(A, device=dev)
+        self.action_order = torch.where(act >= N_NO_ATTACK, ORDER_ATTACK,
+                                        torch.where(act >= NORTH, ORDER_MOVE, ORDER_STOP))
+        self.action_offset = torch.zeros(2, A, device=dev)
+        self.action_offset[:, NORTH:N_NO_ATTACK] = MOVE_AMOUNT * self.move_dirs[:, 0]
+        ally_ids = torch.arange(n, device=dev)[:, None]
+        self.action_target = torch.where(act >= N_NO_ATTACK, act - N_NO_ATTACK + n, ally_ids)  # [n, A]
+        self.action_target_flat = self.action_target.flatten()
+        self._agent_row = torch.arange(n, device=dev) * A  # row offsets into action_target_flat
+        # last-action one-hot; row A (no last action yet) is zeros
+        self.last_action_onehot = torch.cat([torch.eye(A, device=dev), torch.zeros(1, A, device=dev)])
         # reward normaliser (SMAC): 10 per kill + 200 win + all enemy health and shields
+        m = self.n_enemies
         self.max_reward = m * REWARD_DEATH + REWARD_WIN + float((self.hp_max[n:] + self.sh_max[n:]).sum())
         self.reward_scale = REWARD_SCALE_RATE / self.max_reward
-        # other-ally index of agent i: the n-1 agents != i, in id order (SMAC's al_ids)
-        others = [[j for j in range(n) if j != i] for i in range(n)]
-        self.others = torch.tensor(others, dtype=torch.long, device=dev).reshape(n, max(n - 1, 0))
-        # move offsets of actions 2..5 (north +y, south -y, east +x, west -x)
-        self.move_dirs = torch.tensor([[0, 1], [0, -1], [1, 0], [-1, 0]], dtype=torch.float32, device=dev)
-        g = self.geometry
-        self.path_lo = torch.tensor(g.pathable[:2], device=dev)
-        self.path_hi = torch.tensor(g.pathable[2:], device=dev)
-        px0, py0, px1, py1 = g.playable
-        self.center = torch.tensor([g.map_size[0] / 2, g.map_size[1] / 2], device=dev)
-        self.play_wh = torch.tensor([px1 - px0, py1 - py0], device=dev)
-        self._build_spawns()
 
     def _build_spawns(self) -> None:
         g, n = self.geometry, self.n_agents
@@ -177,10 +203,9 @@ class SimEnv:
 
         ally = side(self.map.ally_unit_types, g.ally_spawn)
         # SMAC sorts agents by (unit type, x, y); keep type groups, sort inside each group
-        order = sorted(range(n), key=lambda i: (self.map.ally_unit_types[i], 0, 0))
         groups: dict[str, list[int]] = {}
-        for i in order:
-            groups.setdefault(self.map.ally_unit_types[i], []).append(i)
+        for i, t in enumerate(self.map.ally_unit_types):
+            groups.setdefault(t, []).append(i)
         for ids in groups.values():
             pts = sorted(tuple(ally[i].tolist()) for i in ids)
             for i, p in zip(ids, pts):
@@ -193,59 +218,95 @@ class SimEnv:
                 raise ValueError(f"mirror_spawn needs a symmetric map, {self.map.name!r} is not")
             enemy = ally.clone()
             enemy[:, 0] = g.map_size[0] - ally[:, 0]
-        self.spawn = torch.cat([ally, enemy]).to(self.device)  # [U, 2]
-        # enemy ids are not sorted in SMAC: shuffle them within each unit type
+        dev = self.device
+        spawn = torch.cat([ally, enemy]).to(dev).T  # [2, U]
+        # enemy ids are not sorted in SMAC: shuffle them within each unit type (sort key offset)
         etypes = self.map.enemy_unit_types
-        self.enemy_group = torch.tensor([sorted(set(etypes)).index(t) for t in etypes],
-                                        dtype=torch.float32, device=self.device)
+        self.enemy_group = torch.tensor([2.0 * sorted(set(etypes)).index(t) for t in etypes], device=dev)
+        # the packed float state of a fresh episode, [F_STATE, U]
+        goal = torch.where(self.is_enemy, torch.tensor(g.ally_spawn, device=dev)[:, None],
+                           torch.tensor(g.enemy_spawn, device=dev)[:, None])  # attack-move goals
+        zeros = torch.zeros(self.n_units, device=dev)
+        self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal])
+        # enemies attack-move towards the allies' start (SMAC's map triggers); no targets yet
+        order0 = torch.where(self.is_enemy | self.ally_ai, ORDER_ATTACK_MOVE, ORDER_STOP)
+        self.fresh_l = torch.stack([order0, self.unit_ids])
+
+    def _build_obs_index(self) -> None:
+        """Flat indices that assemble SMAC's obs and state from the feature banks in one gather.
+
+        obs bank per env: ``pair [F, n, U]`` (agent i's view of unit j) then ``can_move [n, 4]``;
+        state bank per env: ``units [Fs, U]`` then ``last-action one-hot [n, A]``.
+        """
+        lay, n, m, U, A = self.map.layout, self.n_agents, self.n_enemies, self.n_units, self.n_actions
+        F = lay.enemy_feat  # == lay.ally_feat: flag, dist, dx, dy, health, shield?, types?
+
+        def pair(f: int, i: int, j: int) -> int:
+            return (f * n + i) * U + j
+
+        move0 = F * n * U
+        obs_idx = []
+        for i in range(n):
+            row = [move0 + 4 * i + k for k in range(4)]
+            row += [pair(f, i, n + j) for j in range(m) for f in range(F)]
+            row += [pair(f, i, j) for j in range(n) if j != i for f in range(F)]
+            row += [pair(f, i, i) for f in range(4, F)]  # own health, shield?, types?
+            assert len(row) == lay.obs_shape
+            obs_idx += row
+        self.obs_index = torch.tensor(obs_idx, device=self.device)
+        # units bank rows: health, cooldown, x, y, shield?, types...
+        rows_ally = [0, 1, 2, 3] + list(range(4, 4 + lay.shield_bits + lay.unit_type_bits))
+        rows_enemy = [0, 2, 3] + rows_ally[4:]
+        n_rows = len(rows_ally)
+        st = [r * U + i for i in range(n) for r in rows_ally]
+        st += [r * U + n + j for j in range(m) for r in rows_enemy]
+        st += [n_rows * U + k for k in range(n * A)]
+        assert len(st) == lay.state_shape
+        self.state_index = torch.tensor(st, device=self.device)
+        # unit-type one-hot per unit (SMAC orders it per side, see maps._TYPE_ORDER)
+        onehot = torch.zeros(lay.unit_type_bits, U, device=self.device)
+        if lay.unit_type_bits:
+            for u, t in enumerate(self.map.ally_unit_types):
+                onehot[lay.ally_types.index(t), u] = 1.0
+            for j, t in enumerate(self.map.enemy_unit_types):
+                onehot[lay.enemy_types.index(t), n + j] = 1.0
+        self.type_onehot = onehot  # [T, U]
+        # what an agent sees of unit j: enemies flag "attack available" (<= 6), allies "visible" (< 9)
+        six_plus = torch.nextafter(torch.tensor(SHOOT_RANGE), torch.tensor(_BIG)).item()
+        self.flag_range = torch.where(self.is_enemy, six_plus, SIGHT_RANGE)
 
     def _alloc(self) -> None:
         E, U, n, dev = self.num_envs, self.n_units, self.n_agents, self.device
-        f32 = {"device": dev, "dtype": torch.float32}
-        self.pos = torch.zeros(E, U, 2, **f32)
-        self.health = torch.zeros(E, U, **f32)
-        self.shield = torch.zeros(E, U, **f32)
-        self.cooldown = torch.zeros(E, U, **f32)  # game loops until the weapon is ready (< 0: ready)
-        self.delay = torch.zeros(E, U, **f32)  # reaction delay before the next shot (loops)
-        self.since_hit = torch.zeros(E, U, **f32)  # game loops since last damage (shield regen)
-        self.order = torch.zeros(E, U, dtype=torch.long, device=dev)
-        self.goal = torch.zeros(E, U, 2, **f32)
-        self.target = torch.full((E, U), -1, dtype=torch.long, device=dev)
-        self.last_action = torch.zeros(E, n, dtype=torch.long, device=dev)
-        self.has_last_action = torch.zeros(E, dtype=torch.bool, device=dev)
+        # packed per-unit state, so a reset is one masked copy: [E, F_STATE, U] f32 and [E, 2, U] long
+        self._f = torch.zeros(E, len(self.fresh_f), U, device=dev)
+        self._l = torch.zeros(E, 2, U, dtype=torch.long, device=dev)
+        f = self._f
+        self.health, self.shield, self.cooldown, self.delay, self.since_hit = f.unbind(1)[:5]
+        # cooldown: game loops until the weapon is ready (< 0: ready); delay: reaction delay
+        # before the next shot; since_hit: game loops since last damage (shield regeneration)
+        self._xy, self._goal = f[:, 5:7], f[:, 7:9]  # [E, 2, U], x and y rows
+        self.pos = self._xy.transpose(1, 2)  # [E, U, 2] view
+        self.order, self.target = self._l.unbind(1)
+        self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
+        # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
+        F = self.map.layout.enemy_feat
+        flat = torch.zeros(E, F * n * U + 4 * n, device=dev)
+        pair = flat[:, : F * n * U].view(E, F, n, U)
+        self._obs_bank = {"all": flat, "flag": pair[:, 0], "dist": pair[:, 1], "rel": pair[:, 2:4],
+                          "units": pair[:, 4:], "move": flat[:, F * n * U:].view(E, n, 4)}
         self.t = torch.zeros(E, dtype=torch.long, device=dev)
-        self.dead_before = torch.zeros(E, U, dtype=torch.bool, device=dev)
-        self.unit_ids = torch.arange(U, device=dev)
-        self.env_offset = (torch.arange(E, device=dev) * U)[:, None]
 
     # ------------------------------------------------------------------ reset
     def _reset_envs(self, mask: torch.Tensor) -> None:
         """Re-initialise the environments where ``mask`` [E] is True (no host sync)."""
-        E, U, n, dev = self.num_envs, self.n_units, self.n_agents, self.device
-        m = mask[:, None]
-        keys = torch.rand(E, self.n_enemies, generator=self._gen, device=dev) + 2 * self.enemy_group
-        perm = keys.argsort(dim=1) + n  # enemy slot -> spawn row
-        spawn = self.spawn[None].expand(E, U, 2)
-        espawn = spawn.gather(1, perm[..., None].expand(-1, -1, 2))
-        new_pos = torch.cat([spawn[:, :n], espawn], dim=1)
-        self.pos = torch.where(m[..., None], new_pos, self.pos)
-        self.health = torch.where(m, self.hp_max, self.health)
-        self.shield = torch.where(m, self.sh_max, self.shield)
-        self.cooldown = torch.where(m, 0.0, self.cooldown)
-        self.delay = torch.where(m, 0.0, self.delay)
-        self.since_hit = torch.where(m, 0.0, self.since_hit)
-        # enemies attack-move towards the allies' start (SMAC's map triggers)
-        order0 = torch.where(self.is_enemy | self.ally_ai, ORDER_ATTACK_MOVE, ORDER_STOP)
-        self.order = torch.where(m, order0, self.order)
-        g = self.geometry
-        goal0 = torch.where(self.is_enemy[:, None], torch.tensor(g.ally_spawn, device=dev),
-                            torch.tensor(g.enemy_spawn, device=dev)).expand(E, U, 2)
-        self.goal = torch.where(m[..., None], goal0, self.goal)
-        self.target = torch.where(m, -1, self.target)
-        self.last_action = torch.where(m, 0, self.last_action)
-        self.has_last_action = self.has_last_action & ~mask
-        self.t = torch.where(mask, 0, self.t)
-        self.dead_before = self.dead_before & ~m
+        E, n = self.num_envs, self.n_agents
+        keys = torch.rand(E, self.n_enemies, generator=self._gen, device=self.device) + self.enemy_group
+        perm = torch.cat([self.unit_ids[:n].expand(E, n), keys.argsort(dim=1) + n], dim=1)  # slot -> spawn
+        fresh = self.fresh_f.expand(E, -1, -1).gather(2, perm[:, None].expand(-1, len(self.fresh_f), -1))
+        torch.where(mask[:, None, None], fresh, self._f, out=self._f)
+        torch.where(mask[:, None, None], self.fresh_l, self._l, out=self._l)
+        self._last.masked_fill_(mask[:, None], self.n_actions)
+        self.t.masked_fill_(mask, 0)
         self._needs_reset = self._needs_reset & ~mask
 
     def reset(self, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -266,253 +327,205 @@ class SimEnv:
         actions = torch.as_tensor(actions, device=dev).long()
         if actions.shape != (E, n):
             raise ValueError(f"actions must have shape [num_envs={E}, n_agents={n}], got {tuple(actions.shape)}")
-        reset_mask = self._needs_reset.clone()
-        if bool(reset_mask.any()):
+        reset_mask = self._needs_reset
+        any_reset = bool(reset_mask.any())
+        if any_reset:
             self._reset_envs(reset_mask)
         running = ~reset_mask
         if self.validate_actions:
-            self._check_actions(actions, running)
-        actions = torch.where(running[:, None], actions, 0)
-        self._apply_actions(actions, running)
+            self._check_actions(actions, reset_mask)
+        if any_reset:  # just-reset envs ignore their actions (a no-op is what a fresh episode holds)
+            actions = actions * running[:, None]
+        if not self.ally_ai:  # the built-in AI keeps its attack-move orders
+            self._apply_actions(actions)
+        self._last.copy_(actions).masked_fill_(reset_mask[:, None], self.n_actions)  # A: none yet
 
         enemy_hp_before = (self.health + self.shield)[:, n:]
-        dt = LOOPS_PER_STEP / self.substeps
+        enemy_alive_before = (self.health[:, n:] > 0).sum(1)
+        run_col = running[:, None]
         for _ in range(self.substeps):
-            self._substep(dt, running)
+            self._substep(run_col)
 
         # --- reward (SMAC reward_battle, reward_only_positive=True) -----------------
+        # A dead unit has no health and no shield left, so "health + shield lost" already
+        # counts a kill's last health like SMAC does; frozen (just reset) envs lose nothing.
         alive = self.health > 0
-        newly_dead = ~alive & ~self.dead_before & running[:, None]
-        enemy_hp_after = (self.health + self.shield)[:, n:]
-        delta_enemy = torch.where(newly_dead[:, n:], enemy_hp_before,
-                                  enemy_hp_before - enemy_hp_after) * (~self.dead_before[:, n:])
-        kills = newly_dead[:, n:].sum(1)
-        reward = (delta_enemy.sum(1) + REWARD_DEATH * kills).abs()
-        self.dead_before = self.dead_before | ~alive
+        n_ally, n_enemy = alive[:, :n].sum(1), alive[:, n:].sum(1)
+        delta_enemy = (enemy_hp_before - (self.health + self.shield)[:, n:]).sum(1)
+        kills = enemy_alive_before - n_enemy
+        reward = (delta_enemy + REWARD_DEATH * kills).abs()
 
         # --- termination ----------------------------------------------------------
-        n_ally = alive[:, :n].sum(1)
-        n_enemy = alive[:, n:].sum(1)
-        self.t = self.t + running.long()
-        won = (n_ally > 0) & (n_enemy == 0) & running
+        self.t += running
+        won = (n_enemy == 0) & (n_ally > 0) & running
         battle_over = ((n_ally == 0) | (n_enemy == 0)) & running
         timeout = (self.t >= self.episode_limit) & ~battle_over & running
         terminated = battle_over | timeout
-        reward = (reward + REWARD_WIN * won) * self.reward_scale * running
-        self._needs_reset = terminated.clone()
+        reward = (reward + REWARD_WIN * won) * (self.reward_scale * running)
+        self._needs_reset = terminated
 
-        self._observe()
+        self._observe(alive)
         info = {
             "battle_won": won,
-            "dead_allies": (~alive[:, :n]).sum(1),
-            "dead_enemies": (~alive[:, n:]).sum(1),
+            "dead_allies": n - n_ally,
+            "dead_enemies": self.n_enemies - n_enemy,
             "episode_limit": timeout,
         }
-        return StepOutput(self._obs, self._state, self._avail, reward.float(), terminated, info, reset_mask)
+        return StepOutput(self._obs, self._state, self._avail, reward, terminated, info, reset_mask)
 
-    def _check_actions(self, actions: torch.Tensor, running: torch.Tensor) -> None:
-        if bool(((actions < 0) | (actions >= self.n_actions)).any()):
-            raise InvalidActionError(f"actions must be in [0, {self.n_actions}) for map {self.map.name!r}")
-        ok = self._avail.gather(2, actions[..., None]).squeeze(-1) | ~running[:, None]
-        if not bool(ok.all()):
-            e, i = (~ok).nonzero()[0].tolist()
-            allowed = self._avail[e, i].nonzero().flatten().tolist()
-            raise InvalidActionError(
-                f"env {e}, agent {i}: action {int(actions[e, i])} is not available "
-                f"(available: {allowed}); pass only actions with avail_actions True")
+    def _check_actions(self, actions: torch.Tensor, exempt: torch.Tensor) -> None:
+        """One gather: every action of a running env must be available (``exempt`` [E]: just reset)."""
+        clipped = actions.clamp(0, self.n_actions - 1)
+        ok = self._avail.gather(2, clipped[..., None]).squeeze(-1) & (clipped == actions)
+        if bool((ok | exempt[:, None]).all()):
+            return
+        e, i = (~ok & ~exempt[:, None]).nonzero()[0].tolist()
+        a = int(actions[e, i])
+        if not 0 <= a < self.n_actions:
+            raise InvalidActionError(f"actions must be in [0, {self.n_actions}) for map {self.map.name!r}, "
+                                     f"got {a} (env {e}, agent {i})")
+        allowed = self._avail[e, i].nonzero().flatten().tolist()
+        raise InvalidActionError(
+            f"env {e}, agent {i}: action {a} is not available "
+            f"(available: {allowed}); pass only actions with avail_actions True")
 
-    def _apply_actions(self, actions: torch.Tensor, running: torch.Tensor) -> None:
-        """Turn SMAC actions into unit orders for the allies (enemies keep theirs)."""
+    def _apply_actions(self, actions: torch.Tensor) -> None:
+        """Turn SMAC actions [E, n] into unit orders for the allies (enemies keep theirs)."""
         n = self.n_agents
-        if self.ally_ai:
-            running = running & False  # the built-in AI keeps its attack-move orders
-        is_move = (actions >= NORTH) & (actions <= WEST)
-        is_attack = actions >= N_NO_ATTACK
-        kind = torch.where(is_attack, ORDER_ATTACK, torch.where(is_move, ORDER_MOVE, ORDER_STOP))
-        dirs = self.move_dirs[(actions - NORTH).clamp(0, 3)]
-        goal = self.pos[:, :n] + MOVE_AMOUNT * dirs
-        target = torch.where(is_attack, actions - N_NO_ATTACK + n, -1)
-        r = running[:, None]
-        self.order[:, :n] = torch.where(r, kind, self.order[:, :n])
-        self.goal[:, :n] = torch.where(r[..., None], goal, self.goal[:, :n])
-        self.target[:, :n] = torch.where(r, target, self.target[:, :n])
-        self.last_action = torch.where(r, actions, self.last_action)
-        self.has_last_action = self.has_last_action | running
+        self.order[:, :n] = self.action_order[actions]
+        # move orders target a point MOVE_AMOUNT away; other orders ignore the goal
+        self._goal[:, :, :n] = self._xy[:, :, :n] + self.action_offset[:, actions].transpose(0, 1)
+        self.target[:, :n] = self.action_target_flat[actions + self._agent_row]
 
-    def _substep(self, dt: float, running: torch.Tensor) -> None:
-        """Simulate ``dt`` game loops: separation, targeting, movement, attacks, regen."""
-        U = self.n_units
-        live = (self.health > 0) & running[:, None]  # [E, U]; ended/just-reset envs stay frozen
-        rel = self.pos[:, None, :, :] - self.pos[:, :, None, :]  # [E, i, j, 2]: from i to j
-        dist = torch.hypot(rel[..., 0], rel[..., 1])  # [E, U, U]
-        pair = live[:, :, None] & live[:, None, :]
+    def _substep(self, run_col: torch.Tensor) -> None:
+        """Simulate ``dt`` game loops: separation, targeting, movement, attacks, regen.
 
-        # soft separation: overlapping living units push each other apart (half each)
-        overlap = (self.sep - dist).clamp(min=0).masked_fill_(~pair, 0.0) * self.not_eye
-        push = (overlap / dist.clamp(min=1e-3)).unsqueeze(-1).mul(rel).sum(2)
-        self.pos = self.pos - 0.5 * push
+        Pairwise tensors are [E, i, j] (unit i looking at unit j) and symmetric where they
+        can be, so reductions run over dim 1 (the fast direction on CPU).
+        """
+        E, U, dt = self.num_envs, self.n_units, self.dt
+        xy = self._xy  # [E, 2, U], updated in place
+        live = (self.health > 0) & run_col  # [E, U]; ended/just-reset envs stay frozen
+        dead_pen = torch.where(live, 0.0, _BIG)
+        rel = xy[:, :, None, :] - xy[:, :, :, None]  # [E, 2, i, j]: from i to j
+        dist = torch.hypot(rel[:, 0], rel[:, 1])  # [E, i, j]
+        d_live = dist + dead_pen[:, None, :] + dead_pen[:, :, None]  # >= BIG unless both alive
 
-        edge = dist - self.rsum  # edge-to-edge distance
-        in_range_mat = (edge <= self.wrange[None, :, None]) & pair & self.hostile
-        foe_d = torch.where(pair & self.hostile, dist, _INF)
+        # soft separation: overlapping living units push each other apart (half each).
+        # w and rel are (anti)symmetric, so sum_j w_ij rel_ij = -sum_j (w rel)_ji.
+        w = (self.sep - d_live).clamp_(min=0).div_(dist.clamp(min=1e-3))
+        xy.add_((w[:, None] * rel).sum(2), alpha=0.5)
 
-        # --- targets ------------------------------------------------------------------
-        tgt = self.target
-        has = tgt >= 0
-        tgt_c = tgt.clamp(min=0)
-        tgt_alive = live.gather(1, tgt_c) & has
-        tgt_in_range = in_range_mat.gather(2, tgt_c[..., None]).squeeze(-1) & tgt_alive
-        nearest_d, nearest = foe_d.min(dim=2)
-        nearest_in_range = in_range_mat.gather(2, nearest[..., None]).squeeze(-1)
-        is_am = self.order == ORDER_ATTACK_MOVE
+        # --- targets (distances from before the push, as SC2 decides on the last frame) --------
+        foe_d = d_live + self.not_foe  # distance to each living foe, >= BIG otherwise
+        gap = foe_d - self.reach  # <= 0: j within i's weapon range
+        nearest_d, nearest = foe_d.min(dim=1)  # foe_d is symmetric: nearest foe of each unit
+        tgt, order, ids = self.target, self.order, self.unit_ids
+        tgt_gap, near_gap = gap.gather(2, torch.stack([tgt, nearest], 2)).unbind(2)
+        is_am, is_move = order == ORDER_ATTACK_MOVE, order == ORDER_MOVE
         # attack-move (enemy AI): stay on the engaged target while it is in range, else
         # take the nearest foe within sight, else walk on to the goal
-        am_tgt = torch.where(tgt_in_range, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, -1))
-        # attack order on a dead target or a stop order: idle, fire at the nearest foe in range
-        is_att = (self.order == ORDER_ATTACK) & tgt_alive
-        idle = (self.order == ORDER_STOP) | ((self.order == ORDER_ATTACK) & ~tgt_alive)
-        idle_tgt = torch.where(nearest_in_range, nearest, -1)
-        cur = torch.where(is_am, am_tgt, torch.where(is_att, tgt, torch.where(idle, idle_tgt, -1)))
-        self.target = torch.where(is_am, am_tgt, self.target)
-        has_cur = (cur >= 0) & live
-        cur_c = cur.clamp(min=0)
-        cur_in_range = in_range_mat.gather(2, cur_c[..., None]).squeeze(-1) & has_cur
+        am_tgt = torch.where(tgt_gap <= 0, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, ids))
+        # attack order on a living target: that target; a stop order or an attack order on a
+        # dead target: idle, fire at the nearest foe in range; a move order never fires
+        idle_tgt = torch.where(near_gap <= 0, nearest, ids)
+        attacking = (order == ORDER_ATTACK) & live.gather(1, tgt)
+        cur = torch.where(is_am, am_tgt, torch.where(attacking, tgt, torch.where(is_move, ids, idle_tgt)))
+        torch.where(is_am, am_tgt, tgt, out=tgt)
+        cur_gap = gap.gather(2, cur[..., None]).squeeze(-1)
+        cur_in_range = cur_gap <= 0  # false for "no target" (own id) and dead units
 
         # --- movement -------------------------------------------------------------------
-        cur_pos = self.pos.gather(1, cur_c[..., None].expand(-1, -1, 2))
+        has_cur = (cur != ids) & live
         chase = has_cur & ~cur_in_range
-        walk = ~has_cur & ((self.order == ORDER_MOVE) | is_am)
-        dest = torch.where(chase[..., None], cur_pos, self.goal)
-        vec = dest - self.pos
-        length = torch.hypot(vec[..., 0], vec[..., 1]).clamp(min=1e-6)
-        cur_edge = edge.gather(2, cur_c[..., None]).squeeze(-1)
+        moving = chase | (~has_cur & live & (is_move | is_am))
+        cur_xy = xy.gather(2, cur[:, None, :].expand(-1, 2, -1))
+        vec = torch.where(chase[:, None], cur_xy, self._goal) - xy
+        length = torch.hypot(vec[:, 0], vec[:, 1]).clamp_(min=1e-6)
         # a chasing unit stops as soon as its weapon reaches the target
-        remaining = torch.where(chase, cur_edge - self.wrange + 1e-3, length)
-        stride = torch.minimum(self.speed * dt, remaining).clamp(min=0) * ((chase | walk) & live)
-        self.pos = self.pos + vec * (stride / length)[..., None]
-        r = self.radius[:, None]
-        self.pos = torch.maximum(torch.minimum(self.pos, self.path_hi - r), self.path_lo + r)
+        remaining = torch.where(chase, cur_gap + 1e-3, length)
+        stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
+        xy.addcmul_(vec, (stride / length)[:, None])
+        xy.clamp_(self.xy_lo, self.xy_hi)
 
         # --- attacks ----------------------------------------------------------------------
         # A weapon fires at the first whole game loop tau in (0, dt] at which its cooldown plus
         # the per-shot reaction delay has run out, if the target is in range at substep start.
-        tau = torch.ceil(self.cooldown + self.delay).clamp(min=1.0)
+        tau = torch.ceil(self.cooldown + self.delay).clamp_(min=1.0)
         fire = cur_in_range & (tau <= dt)
-        tgt_armored = self.armored[cur_c]
-        dmg = self.hits * (self.damage + self.bonus * tgt_armored) * fire
-        hits = self.hits * fire
-        flat = (self.env_offset + cur_c).flatten()
-        raw = torch.zeros(self.num_envs * U, device=self.device).index_add_(0, flat, dmg.flatten())
-        nhits = torch.zeros(self.num_envs * U, device=self.device).index_add_(0, flat, hits.flatten())
-        raw, nhits = raw.view_as(self.health), nhits.view_as(self.health)
-        to_shield = torch.minimum(self.shield, raw)
-        rest = raw - to_shield
-        # armor applies per hit that reaches health (shields have no armor); SC2 deals >= 0.5 a hit
-        hits_on_health = nhits * rest / raw.clamp(min=1e-6)
-        to_health = torch.maximum(rest - self.armor * hits_on_health, 0.5 * hits_on_health)
-        self.shield = self.shield - to_shield
-        self.health = (self.health - to_health).clamp(min=0)
-        noise = torch.rand(2, *self.cooldown.shape, generator=self._gen, device=self.device)
-        jitter = COOLDOWN_JITTER[0] + (COOLDOWN_JITTER[1] - COOLDOWN_JITTER[0]) * noise[0]
-        # after a shot at loop tau the cooldown has run dt - tau loops by the end of the substep
-        self.cooldown = torch.where(fire, self.period + jitter - (dt - tau), self.cooldown - dt * live)
-        self.delay = torch.where(fire, FIRE_DELAY_MAX * noise[1], self.delay)
+        dmg = (self.attack_dmg[ids, cur] if self.dmg_depends_on_target else self.attack_dmg[:, 0]) * fire
+        raw = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, dmg)  # damage taken
+        if self.has_shields or self.has_armor:
+            nhits = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, self.hits * fire)
+            to_shield = torch.minimum(self.shield, raw)
+            rest = raw - to_shield
+            # armor applies per hit that reaches health (shields have none); SC2 deals >= 0.5 a hit
+            hits_on_health = nhits * rest / raw.clamp(min=1e-6)
+            to_health = torch.maximum(rest - self.armor * hits_on_health, 0.5 * hits_on_health)
+            self.shield.sub_(to_shield)
+        else:  # marines: no shields, no armor
+            to_health = raw
+        self.health.sub_(to_health).clamp_(min=0)
+        noise = torch.rand(2, E, U, generator=self._gen, device=self.device)
+        # after a shot at loop tau: cooldown = period + U(jitter) - (dt - tau) loops at substep end.
+        # Counting down dead or frozen units too changes nothing (a cooldown <= 0 means "ready").
+        fired_cd = torch.add(tau + self.cd_base, noise[0], alpha=COOLDOWN_JITTER[1] - COOLDOWN_JITTER[0])
+        torch.where(fire, fired_cd, self.cooldown - dt, out=self.cooldown)
+        torch.where(fire, FIRE_DELAY_MAX * noise[1], self.delay, out=self.delay)
 
         # --- shields regenerate after a quiet spell ---------------------------------------
-        hit = raw > 0
-        self.since_hit = torch.where(hit, 0.0, self.since_hit + dt * live)
-        regen = (self.since_hit >= SHIELD_REGEN_DELAY_LOOPS) & live
-        self.shield = torch.where(regen, (self.shield + SHIELD_REGEN_PER_LOOP * dt).minimum(self.sh_max),
-                                  self.shield)
+        if self.has_shields:
+            # (frozen envs count on too: only damaged units regenerate, damage resets the clock)
+            self.since_hit.add_(dt).masked_fill_(raw > 0, 0.0)
+            regen = (self.since_hit >= SHIELD_REGEN_DELAY_LOOPS) & live
+            regen_f = regen * (SHIELD_REGEN_PER_LOOP * dt)
+            torch.minimum(self.shield + regen_f, self.sh_max, out=self.shield)
 
     # ------------------------------------------------------------------ observations
-    def _observe(self) -> None:
-        """Compute SMAC's obs, state and avail_actions from the unit tensors."""
-        E, n, m, A = self.num_envs, self.n_agents, self.n_enemies, self.n_actions
+    def _observe(self, alive: torch.Tensor | None = None) -> None:
+        """SMAC's obs, state and avail_actions from the unit tensors (``alive`` [E, U] if known)."""
+        alive = self.health > 0 if alive is None else alive
+        E, n = self.num_envs, self.n_agents
         lay = self.map.layout
-        alive = self.health > 0
-        a_alive, e_alive = alive[:, :n], alive[:, n:]
-        pos = self.pos
+        xy = self._xy
+        a_alive = alive[:, :n]
         hp = self.health / self.hp_max
-        sh = self.shield / self.sh_max_safe
-        apos = pos[:, :n]
+        unit_cols = [hp[:, None]]  # per-unit features shown to agents: health, shield?, types?
+        if lay.shield_bits:
+            unit_cols.append((self.shield / self.sh_max_safe)[:, None])
+        if lay.unit_type_bits:
+            unit_cols.append(self.type_onehot.expand(E, -1, -1))
 
-        # --- avail actions ----------------------------------------------------------------
-        # can_move: the cell int(pos + 1 * dir) must be pathable (SMAC uses move_amount / 2)
-        probe = (apos[:, :, None, :] + self.move_dirs).floor()  # [E, n, 4, 2]
-        ok = (probe >= self.path_lo) & (probe < self.path_hi)
-        can_move = ok[..., 0] & ok[..., 1]
-        rel_e = pos[:, None, n:, :] - apos[:, :, None, :]  # [E, n, m, 2]
-        dist_e = torch.hypot(rel_e[..., 0], rel_e[..., 1])
-        both_e = a_alive[:, :, None] & e_alive[:, None, :]
-        can_attack = (dist_e <= SHOOT_RANGE) & both_e
+        # --- what agent i sees of unit j: [E, F, n, U] --------------------------------------
+        rel = xy[:, :, None, :] - xy[:, :, :n, None]  # [E, 2, i, j]: from agent i to unit j
+        dist = torch.hypot(rel[:, 0], rel[:, 1])  # [E, n, U]
+        both = a_alive[:, :, None] & alive[:, None, :]
+        visible = (dist < SIGHT_RANGE) & both  # SMAC: zeros beyond sight and for dead units
+        flag = (dist < self.flag_range) & both  # enemies: attack available; allies: visible
+        # written straight into the (internal, reused) obs bank; a dead agent sees zeros
+        vis_scaled = visible / SIGHT_RANGE
+        bank = self._obs_bank
+        bank["flag"].copy_(flag)
+        torch.mul(dist, vis_scaled, out=bank["dist"])
+        torch.mul(rel, vis_scaled[:, None], out=bank["rel"])
+        torch.mul(torch.cat(unit_cols, 1)[:, :, None, :], visible[:, None], out=bank["units"])
+
+        # can_move: the cell int(pos + 1 * dir) must be pathable (SMAC uses move_amount / 2);
+        # the box edges are integers, so comparing pos + dir itself is the same test
+        probe = xy[:, :, :n, None] + self.move_dirs  # [E, 2, n, 4]
+        can_move = ((probe >= self.path_lo) & (probe < self.path_hi)).all(1) & a_alive[..., None]
+        bank["move"].copy_(can_move)
+        obs = bank["all"].index_select(1, self.obs_index).view(E, n, lay.obs_shape)
+
         a = a_alive[..., None]
-        avail = torch.cat([
-            ~a,  # no-op only for the dead
-            a,  # stop
-            can_move & a,
-            can_attack,
-        ], dim=-1)
+        avail = torch.cat([~a, a, can_move, flag[:, :, n:]], dim=-1)  # no-op only for the dead
 
-        # --- observation ------------------------------------------------------------------
-        vis_e = (dist_e < SIGHT_RANGE) & both_e
-        shield_cols = [sh[:, None, n:, None].expand(E, n, m, 1)] if lay.shield_bits else []
-        type_cols = [self.enemy_onehot.expand(E, n, m, -1)] if lay.unit_type_bits else []
-        enemy_feats = torch.cat([
-            can_attack[..., None].float(),
-            dist_e[..., None] / SIGHT_RANGE,
-            rel_e / SIGHT_RANGE,
-            hp[:, None, n:, None].expand(E, n, m, 1),
-            *shield_cols, *type_cols,
-        ], dim=-1) * vis_e[..., None]
-
-        rel_a = apos[:, None, :, :] - apos[:, :, None, :]  # [E, n, n, 2]
-        dist_a = torch.hypot(rel_a[..., 0], rel_a[..., 1])
-        vis_a = (dist_a < SIGHT_RANGE) & a_alive[:, :, None] & a_alive[:, None, :]
-        shield_cols = [sh[:, None, :n, None].expand(E, n, n, 1)] if lay.shield_bits else []
-        type_cols = [self.ally_onehot.expand(E, n, n, -1)] if lay.unit_type_bits else []
-        ally_all = torch.cat([
-            vis_a[..., None].float(),
-            dist_a[..., None] / SIGHT_RANGE,
-            rel_a / SIGHT_RANGE,
-            hp[:, None, :n, None].expand(E, n, n, 1),
-            *shield_cols, *type_cols,
-        ], dim=-1) * vis_a[..., None]
-        idx = self.others[None, :, :, None].expand(E, n, n - 1, ally_all.shape[-1])
-        ally_feats = ally_all.gather(2, idx)
-
-        own_cols = [hp[:, :n, None]]
-        if lay.shield_bits:
-            own_cols.append(sh[:, :n, None])
-        if lay.unit_type_bits:
-            own_cols.append(self.ally_onehot.expand(E, n, -1))
-        own = torch.cat(own_cols, dim=-1)
-
-        obs = torch.cat([
-            can_move.float(),
-            enemy_feats.flatten(2),
-            ally_feats.flatten(2),
-            own,
-        ], dim=-1) * a.float()  # a dead agent sees zeros
-
-        # --- state --------------------------------------------------------------------------
-        xy = (pos - self.center) / self.play_wh
-        cd = self.cooldown[:, :n].clamp(min=0) / self.max_cd[:n]
-        ally_cols = [hp[:, :n, None], cd[..., None], xy[:, :n]]
-        if lay.shield_bits:
-            ally_cols.append(sh[:, :n, None])
-        if lay.unit_type_bits:
-            ally_cols.append(self.ally_onehot.expand(E, n, -1))
-        ally_state = torch.cat(ally_cols, dim=-1) * a_alive[..., None]
-        enemy_cols = [hp[:, n:, None], xy[:, n:]]
-        if lay.shield_bits:
-            enemy_cols.append(sh[:, n:, None])
-        if lay.unit_type_bits:
-            enemy_cols.append(self.enemy_onehot.expand(E, m, -1))
-        enemy_state = torch.cat(enemy_cols, dim=-1) * e_alive[..., None]
-        last = torch.nn.functional.one_hot(self.last_action, A).float() * self.has_last_action[:, None, None]
-        state = torch.cat([ally_state.flatten(1), enemy_state.flatten(1), last.flatten(1)], dim=-1)
-
+        # --- state: [units (Fs rows x U) | last actions (n x A)] -----------------------------
+        cd = self.cooldown.clamp(min=0) / self.max_cd
+        xy_n = (xy - self.center) / self.play_wh
+        units = torch.cat([hp[:, None], cd[:, None], xy_n, *unit_cols[1:]], 1) * alive[:, None]
+        last = self.last_action_onehot[self._last]
+        state = torch.cat([units.flatten(1), last.flatten(1)], 1).index_select(1, self.state_index)
         self._obs, self._state, self._avail = obs, state, avail
 
     # ------------------------------------------------------------------ accessors
@@ -526,7 +539,7 @@ class SimEnv:
         return self._avail
 
     def unit_positions(self) -> torch.Tensor:
-        """[E, U, 2] positions in map units (allies first); for tests and scripted policies."""
+        """[E, U, 2] positions in map units (allies first); a live view, clone to keep it."""
         return self.pos
 
     def close(self) -> None:
