@@ -1,0 +1,388 @@
+"""The generic training loop shared by every method (HyGen, QMIX, offline baselines).
+
+A run is a list of :class:`Phase` s. In each step of a phase the trainer
+
+1. (``collect_online``) collects ``episodes_per_step`` episodes per source map with the
+   learner's controller into that map's replay buffer;
+2. samples one batch per source map with the phase's sampler (offline, online or a
+   hybrid mix, eq. 3);
+3. calls ``learner.update(batches, step, phase)``: ONE optimizer step over all maps;
+4. syncs target networks every ``target_update_every`` steps, evaluates every
+   ``eval_every`` steps (and at the end) on the eval maps, logs, checkpoints.
+
+Step convention: ``step`` counts learner updates (optimizer steps), summed over phases;
+the paper's "15k steps of phase 1, 35k of phase 2" are bound as Phase(steps=...) in these
+units. (The public HyGen code's ``t_env`` adds 1 per train task per update, so its
+35 000 t_env on 3 tasks are about 11 700 of our steps.) Online episodes collected while
+the replay buffers fill up (``learning_starts``) do not count as steps. Environment
+transitions are counted separately (``env_steps``) and recorded with every evaluation.
+
+A killed run resumes from the newest checkpoint in its run directory: learner, replay
+buffers, counters, results so far and RNG states are restored; episodes that were in
+flight in the environments are not (the environments start fresh episodes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import gin
+import torch
+
+from hygen.buffers import DatasetError, HybridSampler, OfflineDataset, OnlineOnly, ReplayBuffer
+from hygen.runner import Controller, LinearEpsilon, Runner
+
+__all__ = ["Learner", "Phase", "Trainer", "TrainerError", "train"]
+
+
+class TrainerError(ValueError):
+    """A Trainer configuration that cannot run; the message names the binding."""
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What the trainer needs from a method. Constructed as ``learner(maps=..., device=...)``."""
+
+    def controller(self) -> Controller: ...
+
+    def update(self, batches: dict, step: int, phase: str) -> dict[str, float]:
+        """One optimizer step on one batch per source map; returns scalars to log."""
+        ...
+
+    def update_targets(self) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, sd: dict) -> None: ...
+
+
+@gin.configurable
+@dataclass
+class Phase:
+    """``steps`` learner updates drawing batches with ``sampler``.
+
+    sampler: an object with ``sample(offline, online, batch_size, t, generator)`` and
+    ``ratio(t)`` (hygen.buffers samplers); ``t`` is the step within this phase.
+    collect_online: collect online episodes into the replay buffers at every step.
+    """
+
+    name: str = "train"
+    steps: int = 1000
+    sampler: Any = None
+    collect_online: bool = True
+
+
+@gin.configurable
+class Trainer:
+    """Owns runners, replay buffers, the loop, evaluation, logging and checkpoints."""
+
+    def __init__(self, run_dir, seed: int = 0, device: str | torch.device = "cpu",
+                 learner=gin.REQUIRED, source_maps=gin.REQUIRED, eval_maps=None, phases=None,
+                 num_envs: int = 8, episodes_per_step: int = 1, buffer_size: int = 5000,
+                 batch_size: int = 32, learning_starts: int | None = None,
+                 epsilon: LinearEpsilon | None = None, target_update_every: int = 200,
+                 eval_every: int = 1000, eval_episodes: int = 32, checkpoint_every: int = 1000,
+                 log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
+                 offline_episodes: int | None = 2000, num_threads: int | None = None, callbacks=()):
+        from hygen.envs import get_map
+        from hygen.rundir import RunDir
+        from hygen.utils import resolve_device
+
+        if num_threads is not None:  # small nets on a busy CPU: 1 thread avoids OpenMP spin-waiting
+            torch.set_num_threads(int(num_threads))
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.source_maps = _map_list(source_maps, "Trainer.source_maps")
+        self.eval_maps = _map_list(eval_maps, "Trainer.eval_maps") if eval_maps else list(self.source_maps)
+        for m in self.source_maps + self.eval_maps:
+            get_map(m)  # UnknownNameError lists the known maps
+        self.phases = list(phases) if phases else [Phase("online", 10_000, None, True)]
+        for p in self.phases:
+            if p.steps < 0:
+                raise TrainerError(f"Phase {p.name!r}: steps must be >= 0, got {p.steps}")
+            if p.sampler is None:
+                p.sampler = OnlineOnly()
+        self.total_steps = sum(p.steps for p in self.phases)
+        for name, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
+                        ("target_update_every", target_update_every), ("log_every", log_every),
+                        ("batch_size", batch_size), ("eval_episodes", eval_episodes)):
+            if int(v) <= 0:
+                raise TrainerError(f"Trainer.{name} must be > 0, got {v}")
+        self.num_envs, self.episodes_per_step = int(num_envs), int(episodes_per_step)
+        self.buffer_size, self.batch_size = int(buffer_size), int(batch_size)
+        self.learning_starts = int(batch_size if learning_starts is None else learning_starts)
+        self.target_update_every, self.eval_every = int(target_update_every), int(eval_every)
+        self.eval_episodes, self.checkpoint_every = int(eval_episodes), int(checkpoint_every)
+        self.log_every = int(log_every)
+        self.callbacks = list(callbacks)
+
+        # a class or factory (gin: `Trainer.learner = @QMIXLearner`) is built here; an instance is used as is
+        is_factory = isinstance(learner, type) or (callable(learner) and not hasattr(learner, "update"))
+        self.learner = learner(maps=tuple(self.source_maps), device=self.device) if is_factory else learner
+        if not isinstance(self.learner, Learner):
+            raise TrainerError(f"Trainer.learner: {type(self.learner).__name__} does not implement the Learner "
+                               "contract (controller, update, update_targets, state_dict, load_state_dict)")
+        self.generator = torch.Generator()
+        self.generator.manual_seed(self.seed)
+        eps = epsilon if epsilon is not None else LinearEpsilon()
+        self.runners = {m: Runner(m, num_envs=self.num_envs, seed=self.seed * 1000 + i, device=self.device,
+                                  epsilon=eps) for i, m in enumerate(self.source_maps)}
+        self.eval_runners = {m: self.runners.get(m) or Runner(m, num_envs=1, seed=self.seed * 1000 + 500 + i,
+                                                              device=self.device)
+                             for i, m in enumerate(self.eval_maps)}
+        self._buffers: dict | None = None
+        self.offline = self._load_offline(data_root, data_quality, offline_episodes)
+
+        self.step = 0
+        self.env_steps = 0
+        self.wall_time = 0.0
+        self.evals: list[dict] = []
+        self._last_metrics: dict[str, float] = {}
+        self._online_stats: dict[str, list] = {}  # per map since the last log: episodes, wins, return sum, eps
+
+    # ------------------------------------------------------------------ data
+    @property
+    def buffers(self) -> dict:
+        """Per-map online replay buffers (made on first use: offline-only runs have none)."""
+        if self._buffers is None:
+            self._buffers = {m: ReplayBuffer(m, self.buffer_size, self.device) for m in self.source_maps}
+        return self._buffers
+
+    def _load_offline(self, data_root, quality, n_episodes) -> dict | None:
+        if data_root is None:
+            return None
+        if quality is None:
+            raise TrainerError("Trainer.data_root is bound but Trainer.data_quality is not "
+                               "(expected one of expert, medium, medium-replay, medium-expert)")
+        out = {}
+        for m in self.source_maps:
+            try:
+                out[m] = OfflineDataset.load(data_root, m, quality, max_episodes=n_episodes, device=self.device)
+            except DatasetError as e:
+                raise DatasetError(f"Trainer.data_root={str(data_root)!r}, data_quality={quality!r}: {e} "
+                                   f"(make data with `hygen collect --map {m} --data-root {data_root}`)") from None
+        return out
+
+    def _phase_at(self, step: int) -> tuple[int, Phase, int]:
+        """(index, phase, step within the phase) for a global step."""
+        start = 0
+        for i, p in enumerate(self.phases):
+            if step < start + p.steps:
+                return i, p, step - start
+            start += p.steps
+        return len(self.phases) - 1, self.phases[-1], self.phases[-1].steps
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict:
+        """Train (or continue training) to the end; returns the results dict (also results.json)."""
+        self._maybe_resume()
+        bar = self.run_dir.progress(self.total_steps, initial=self.step, desc="train")
+        controller = self.learner.controller()
+        t0 = time.perf_counter() - self.wall_time
+        try:
+            if not self.evals:  # the untrained policy: the first point of every learning curve
+                self._evaluate(self.phases[0].name if self.phases else "")
+            while self.step < self.total_steps:
+                _, phase, t_phase = self._phase_at(self.step)
+                if phase.collect_online:
+                    self._collect(controller)
+                    if not all(b.can_sample(self.learning_starts) for b in self.buffers.values()):
+                        continue  # warm-up: fill the replay buffers first
+                batches = {m: phase.sampler.sample(self.offline[m] if self.offline else None,
+                                                   self._buffers[m] if self._buffers else None,
+                                                   self.batch_size, t_phase, self.generator,
+                                                   **self._sampler_stats(phase.sampler, m)).to(self.device)
+                           for m in self.source_maps}
+                metrics = self.learner.update(batches, self.step, phase.name)
+                self.step += 1
+                bar.update(1)
+                if self.step % self.target_update_every == 0:
+                    self.learner.update_targets()
+                self.wall_time = time.perf_counter() - t0
+                if self.step % self.log_every == 0:
+                    self._log_train(metrics, phase, t_phase, bar)
+                if self.step % self.eval_every == 0 and self.step < self.total_steps:
+                    self._evaluate(phase.name)
+                    bar.set_postfix(self._postfix(phase.name))
+                if self.step % self.checkpoint_every == 0:
+                    self._save_checkpoint()
+            self.wall_time = time.perf_counter() - t0
+            if not self.evals or self.evals[-1]["step"] != self.step:
+                self._evaluate(self.phases[-1].name if self.phases else "")
+            self._save_checkpoint()
+        finally:
+            bar.close()
+            self.run_dir.writer.flush()
+        results = self.results()
+        self.run_dir.write_results(results)
+        return results
+
+    def _sampler_stats(self, sampler, map_name: str) -> dict[str, float]:
+        """Latest test win rate on the map, for performance-driven ratios (PerformanceRatio).
+        Only hygen.buffers samplers take these keywords; a minimal sampler gets none."""
+        if isinstance(sampler, HybridSampler) and self.evals and map_name in self.evals[-1]["win_rate"]:
+            return {"win_rate": self.evals[-1]["win_rate"][map_name]}
+        return {}
+
+    def _collect(self, controller) -> None:
+        for m, runner in self.runners.items():
+            batch, stats = runner.collect(controller, n_episodes=self.episodes_per_step)
+            self.env_steps += stats.env_steps
+            self.buffers[m].insert(batch)
+            for cb in self.callbacks:
+                if hasattr(cb, "on_collect"):
+                    cb.on_collect(self, m, batch, stats)
+            agg = self._online_stats.setdefault(m, [0, 0, 0.0, 0.0])  # episodes, wins, return sum, epsilon
+            agg[0] += stats.episodes
+            agg[1] += stats.wins
+            agg[2] += sum(stats.returns)
+            agg[3] = stats.epsilon
+
+    def _log_train(self, metrics: dict, phase: Phase, t_phase: int, bar) -> None:
+        w = self.run_dir.writer
+        for k, v in metrics.items():
+            w.add_scalar(f"train/{k}", float(v), self.step)
+        w.add_scalar("train/env_steps", self.env_steps, self.step)
+        ratio = getattr(phase.sampler, "last_ratio", None)  # R_h of the last batch (eq. 3)
+        if ratio is None and hasattr(phase.sampler, "ratio"):
+            ratio = phase.sampler.ratio(t_phase)
+        if ratio is not None:
+            w.add_scalar("sampler/ratio", float(ratio), self.step)
+        for m, (n, wins, ret, eps) in self._online_stats.items():
+            if n:
+                w.add_scalar(f"online/{m}/win_rate", wins / n, self.step)
+                w.add_scalar(f"online/{m}/return_mean", ret / n, self.step)
+                w.add_scalar(f"online/{m}/epsilon", eps, self.step)
+        self._online_stats = {}
+        elapsed = max(self.wall_time, 1e-9)
+        w.add_scalar("perf/env_steps_per_s", self.env_steps / elapsed, self.step)
+        self._last_metrics = metrics
+        bar.set_postfix(self._postfix(phase.name))
+
+    def _postfix(self, phase: str) -> dict:
+        pf = {"phase": phase, "env": self.env_steps}
+        if "loss" in self._last_metrics:
+            pf["loss"] = f"{self._last_metrics['loss']:.3g}"
+        if self.evals:
+            wr = self.evals[-1]["win_rate"]
+            pf["win"] = f"{sum(wr.values()) / len(wr):.2f}"
+        return pf
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        """Greedy test on every eval map: {map: {win_rate, return_mean, episode_length_mean}}."""
+        controller = self.learner.controller()
+        return {m: r.evaluate(controller, self.eval_episodes) for m, r in self.eval_runners.items()}
+
+    def _evaluate(self, phase: str) -> dict:
+        res = self.evaluate()
+        record = {"step": self.step, "phase": phase, "env_steps": self.env_steps,
+                  "wall_time": round(self.wall_time, 2),
+                  **{k: {m: res[m][k] for m in res} for k in ("win_rate", "return_mean", "episode_length_mean")}}
+        self.evals.append(record)
+        w = self.run_dir.writer
+        for m, r in res.items():
+            for k, v in r.items():
+                w.add_scalar(f"eval/{m}/{k}", v, self.step)
+        for group, maps in (("source", self.source_maps), ("unseen", self._unseen())):
+            if maps:
+                w.add_scalar(f"eval/{group}_win_rate_mean", sum(res[m]["win_rate"] for m in maps) / len(maps),
+                             self.step)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_eval"):
+                cb.on_eval(self, record)
+        self.run_dir.write_results(self.results())  # partial results survive a kill
+        return record
+
+    def _unseen(self) -> list[str]:
+        return [m for m in self.eval_maps if m not in self.source_maps]
+
+    def results(self) -> dict:
+        final = self.evals[-1] if self.evals else None
+
+        def mean(maps):
+            return sum(final["win_rate"][m] for m in maps) / len(maps) if final and maps else None
+
+        return {
+            "method": type(self.learner).__name__,
+            "seed": self.seed,
+            "source_maps": self.source_maps,
+            "eval_maps": self.eval_maps,
+            "phases": [{"name": p.name, "steps": p.steps, "sampler": type(p.sampler).__name__,
+                        "collect_online": p.collect_online} for p in self.phases],
+            "step_unit": "learner update (one optimizer step over all source maps)",
+            "steps": self.step,
+            "total_steps": self.total_steps,
+            "env_steps": self.env_steps,
+            "wall_time_s": round(self.wall_time, 2),
+            "done": self.step >= self.total_steps,
+            "evals": self.evals,
+            "final": None if final is None else {
+                "step": final["step"], "win_rate": final["win_rate"], "return_mean": final["return_mean"],
+                "win_rate_source_mean": mean(self.source_maps), "win_rate_unseen_mean": mean(self._unseen())},
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        from hygen.utils import rng_state
+
+        return {
+            "learner": self.learner.state_dict(),
+            "buffers": {m: b.state_dict() for m, b in self._buffers.items()} if self._buffers else None,
+            "runners": {m: r.state_dict() for m, r in self.runners.items()},
+            "env_steps": self.env_steps,
+            "wall_time": self.wall_time,
+            "evals": self.evals,
+            "generator": self.generator.get_state(),
+            "rng": rng_state(),
+            "source_maps": self.source_maps,
+            "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
+        }
+
+    def _save_checkpoint(self) -> None:
+        self.run_dir.save_checkpoint(self.state_dict(), self.step)
+
+    def _maybe_resume(self) -> None:
+        from hygen.rundir import CheckpointError
+        from hygen.utils import set_rng_state
+
+        ckpt = self.run_dir.load_checkpoint(map_location=self.device)
+        if ckpt is None:
+            return
+        if ckpt.get("source_maps") != self.source_maps:
+            raise CheckpointError(f"{self.run_dir.path}: checkpoint was trained on {ckpt.get('source_maps')}, "
+                                  f"this run asks for {self.source_maps}; use another run directory")
+        self.learner.load_state_dict(ckpt["learner"])
+        if ckpt["buffers"]:
+            for m, sd in ckpt["buffers"].items():
+                self.buffers[m].load_state_dict(sd)
+        for m, sd in ckpt["runners"].items():
+            self.runners[m].load_state_dict(sd)
+        self.step, self.env_steps = int(ckpt["step"]), int(ckpt["env_steps"])
+        self.wall_time, self.evals = float(ckpt["wall_time"]), list(ckpt["evals"])
+        self.generator.set_state(ckpt["generator"])
+        set_rng_state(ckpt["rng"])
+        for cb, sd in zip(self.callbacks, ckpt.get("callbacks") or []):
+            if sd is not None and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(sd)
+
+
+def _map_list(maps, binding: str) -> list[str]:
+    if isinstance(maps, str):
+        maps = [maps]
+    try:
+        maps = [str(m) for m in maps]
+    except TypeError:
+        raise TrainerError(f"{binding}: expected a list of map names, got {maps!r}") from None
+    if not maps:
+        raise TrainerError(f"{binding}: expected at least one map name")
+    return maps
+
+
+@gin.configurable
+def train(run_dir, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+    """Gin entry point: ``Trainer(run_dir, seed, device).run()`` with everything else from bindings."""
+    return Trainer(run_dir=run_dir, seed=seed, device=device).run()

@@ -1,0 +1,101 @@
+"""Dataset collection: medium-snapshot choice, heuristic and QMIX collection, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hygen import collect
+from hygen.buffers import OfflineDataset, read_episodes, validate_file
+from hygen.collect import CollectError, choose_expert_snapshot, choose_medium_snapshot, collect_map, part_path
+
+torch.set_num_threads(1)  # tiny networks on a shared 2-core CPU: extra threads only spin
+
+
+def test_choose_medium_snapshot_known_history():
+    history = [{"step": 0, "win_rate": 0.0}, {"step": 500, "win_rate": 0.1875},
+               {"step": 1000, "win_rate": 0.4375}, {"step": 1500, "win_rate": 0.5625},
+               {"step": 2000, "win_rate": 0.90625}, {"step": 2500, "win_rate": 0.84375}]
+    assert choose_expert_snapshot(history)["step"] == 2000
+    assert choose_medium_snapshot(history)["step"] == 1000  # |0.4375 - 0.453| is the smallest gap
+    assert choose_medium_snapshot(history, expert_win_rate=1.1)["step"] == 1500  # target 0.55
+    ties = [{"step": 0, "win_rate": 0.25}, {"step": 1, "win_rate": 0.75}, {"step": 2, "win_rate": 1.0}]
+    assert choose_medium_snapshot(ties)["step"] == 0  # equal gaps: the earlier (less trained) one
+    again = [{"step": 0, "win_rate": 1.0}, {"step": 1, "win_rate": 1.0}]
+    assert choose_expert_snapshot(again)["step"] == 1  # equal best: the later one
+    with pytest.raises(CollectError, match="never wins"):
+        choose_medium_snapshot([{"step": 0, "win_rate": 0.0}])
+    losing = [{"step": 0, "win_rate": 0.0, "return_mean": 1.0}, {"step": 1, "win_rate": 0.0, "return_mean": 4.5},
+              {"step": 2, "win_rate": 0.0, "return_mean": 9.0}]
+    assert choose_medium_snapshot(losing)["step"] == 1  # no wins: half the best return instead
+    with pytest.raises(CollectError, match="empty"):
+        choose_medium_snapshot([])
+
+
+def _check_parts(root, map_name, episodes):
+    stats = {}
+    for q in collect.QUALITIES:
+        name, n, problems = validate_file(part_path(root, map_name, q), map_name)
+        assert name == map_name and problems == [], (q, problems)
+        stats[q] = n
+    assert stats["expert"] == stats["medium"] == episodes
+    assert stats["medium-expert"] == 2 * episodes
+    return stats
+
+
+def test_heuristic_collection_valid_files_manifest_and_resume(tmp_path, monkeypatch):
+    kw = {"policy": "heuristic", "episodes": 24, "num_envs": 8, "calibration_episodes": 16, "log": lambda s: None}
+    # simulate a kill right after the first part is written
+    real_write, writes = collect._atomic_write, []
+
+    def dying_write(path, batch):
+        if writes:
+            raise KeyboardInterrupt("killed")
+        real_write(path, batch)
+        writes.append(path)
+
+    monkeypatch.setattr(collect, "_atomic_write", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        collect_map("3m", tmp_path, **kw)
+    expert = part_path(tmp_path, "3m", "expert")
+    assert writes == [expert] and not part_path(tmp_path, "3m", "medium").exists()
+    assert not list(tmp_path.rglob(".*.tmp")), "no half-written files left behind"
+    mtime = expert.stat().st_mtime_ns
+    calibration = json.loads((tmp_path / "3m" / "collect.json").read_text())["medium_epsilon"]
+
+    monkeypatch.setattr(collect, "_atomic_write", real_write)
+    entry = collect_map("3m", tmp_path, **kw)
+    assert expert.stat().st_mtime_ns == mtime, "the finished part was skipped, not rewritten"
+    assert entry["medium_epsilon"] == calibration
+    _check_parts(tmp_path, "3m", 24)
+    q = entry["qualities"]
+    # on 3m the scripted focus fire wins; the medium policy wins clearly less
+    assert q["expert"]["win_rate"] >= 0.9 and q["medium"]["win_rate"] < q["expert"]["win_rate"]
+    assert q["medium-expert"]["episodes"] == 48
+    ds = OfflineDataset.load(tmp_path, "3m", "medium-expert", max_episodes=None)
+    assert len(ds) == 48
+    jpath, mpath = collect.write_manifest(tmp_path, {"3m": entry})
+    assert json.loads(jpath.read_text())["3m"]["qualities"]["expert"]["episodes"] == 24
+    assert "| 3m | medium-replay | heuristic | 24 |" in mpath.read_text()
+    # a third run finds everything done and writes nothing
+    monkeypatch.setattr(collect, "_atomic_write", lambda *a: pytest.fail("rewrote a finished part"))
+    collect_map("3m", tmp_path, **kw)
+
+
+def test_qmix_collection_tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    entry = collect_map("3m", tmp_path, policy="qmix", episodes=8, num_envs=8, qmix_steps=30, qmix_eval_every=10,
+                        buffer_size=20, log=lambda s: None,
+                        trainer_kwargs={"num_envs": 4, "batch_size": 8, "eval_episodes": 4})
+    stats = _check_parts(tmp_path, "3m", 8)
+    info = entry["qmix"]
+    assert [h["step"] for h in info["history"]] == [0, 10, 20, 30]
+    medium = info["medium_snapshot"]
+    # medium-replay = the replay buffer at the medium snapshot: min(buffer, episodes collected by then)
+    assert medium["step"] > 0 and medium["episodes"] > 0
+    assert stats["medium-replay"] == min(20, medium["episodes"])
+    replay = read_episodes(part_path(tmp_path, "3m", "medium-replay"), "3m")
+    assert (replay.episode_lengths > 0).all()
+    assert not (tmp_path / "_runs" / "3m" / "episode_log").exists()  # temporary log removed

@@ -1,0 +1,157 @@
+"""Trainer: phases, target sync, evaluation records, results.json, checkpoint/resume after a kill."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hygen.rundir import RunDir
+from hygen.runner import epsilon_greedy
+from hygen.trainer import Phase, Trainer, TrainerError
+
+torch.set_num_threads(1)  # tiny networks on a shared 2-core CPU: extra threads only spin
+
+
+class RandomController:
+    def initial_state(self, map_name, num_envs):
+        return {}
+
+    def act(self, map_name, obs, avail, agent_state, epsilon, generator):
+        return epsilon_greedy(torch.zeros(avail.shape), avail, 1.0, generator), {}
+
+
+class Killed(RuntimeError):
+    pass
+
+
+class FakeLearner:
+    """Records what the trainer asks of it; can 'die' at a given step."""
+
+    def __init__(self, maps, device="cpu", die_at=None):
+        self.maps, self.die_at = maps, die_at
+        self.w = torch.zeros(1)  # stands for the parameters: counts updates
+        self.calls: list[tuple[int, str, dict]] = []
+        self.target_syncs: list[int] = []
+
+    def controller(self):
+        return RandomController()
+
+    def update(self, batches, step, phase):
+        if step == self.die_at:
+            raise Killed(f"killed at step {step}")
+        assert set(batches) == set(self.maps)
+        self.calls.append((step, phase, {m: len(b) for m, b in batches.items()}))
+        self.w += 1
+        return {"loss": 1.0 / (1 + step)}
+
+    def update_targets(self):
+        self.target_syncs.append(len(self.calls))
+
+    def state_dict(self):
+        return {"w": self.w.clone()}
+
+    def load_state_dict(self, sd):
+        self.w = sd["w"].clone()
+
+
+def make_trainer(run_dir, learner, phases, **kw):
+    args = {"run_dir": RunDir(run_dir), "seed": 1, "device": "cpu", "learner": learner, "source_maps": ["3m"],
+                "eval_maps": ["3m", "4m"], "phases": phases, "num_envs": 2, "batch_size": 4, "buffer_size": 40,
+                "target_update_every": 5, "eval_every": 10, "eval_episodes": 4, "checkpoint_every": 10, "log_every": 5}
+    args.update(kw)
+    return Trainer(**args)
+
+
+def test_resume_after_kill_continues_from_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    first = FakeLearner(("3m",), die_at=25)
+    with pytest.raises(Killed):
+        make_trainer(tmp_path, first, [Phase("online", 30)]).run()
+    ckpts = RunDir(tmp_path).checkpoints()
+    assert [p.name for p in ckpts] == ["ckpt_00000010.pt", "ckpt_00000020.pt"]
+    partial = json.loads((tmp_path / "results.json").read_text())  # written at each evaluation
+    assert [e["step"] for e in partial["evals"]] == [0, 10, 20] and partial["done"] is False
+
+    second = FakeLearner(("3m",))
+    trainer = make_trainer(tmp_path, second, [Phase("online", 30)])
+    res = trainer.run()
+    assert second.calls[0][0] == 20 and second.calls[-1][0] == 29  # continues at the checkpoint step
+    assert float(second.w) == 30.0  # 20 restored + 10 new updates
+    assert len(trainer.buffers["3m"]) <= 40 and trainer.buffers["3m"].episodes_inserted > 20
+    assert res["done"] and res["steps"] == 30
+    assert [e["step"] for e in res["evals"]] == [0, 10, 20, 30]
+    assert set(res["final"]["win_rate"]) == {"3m", "4m"}
+    assert res["final"]["win_rate_unseen_mean"] == res["final"]["win_rate"]["4m"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["evals"] == res["evals"] and saved["env_steps"] == res["env_steps"] > 0
+    assert res["env_steps"] >= res["evals"][-1]["env_steps"] > res["evals"][1]["env_steps"]
+    assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard events written"
+    # a finished run re-run does nothing more
+    third = FakeLearner(("3m",))
+    make_trainer(tmp_path, third, [Phase("online", 30)]).run()
+    assert third.calls == [] and float(third.w) == 30.0
+
+
+class FixedSampler:
+    """Offline stand-in: returns a fixed batch, records the phase-local t it is asked for."""
+
+    def __init__(self, batch):
+        self.batch, self.ts = batch, []
+
+    def sample(self, offline, online, batch_size, t, generator):
+        self.ts.append(t)
+        return self.batch
+
+    def ratio(self, t):
+        return 1.0
+
+
+def test_phases_in_order_offline_phase_collects_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    from hygen.runner import Runner
+
+    batch, _ = Runner("3m", num_envs=2).collect(RandomController(), n_episodes=4)
+    sampler = FixedSampler(batch)
+    learner = FakeLearner(("3m",))
+    tr = make_trainer(tmp_path, learner, [Phase("skills", 7, sampler, False), Phase("hybrid", 6)],
+                      eval_every=100, checkpoint_every=100)
+    res = tr.run()
+    phases = [c[1] for c in learner.calls]
+    assert phases == ["skills"] * 7 + ["hybrid"] * 6
+    assert [c[0] for c in learner.calls] == list(range(13))
+    assert sampler.ts == list(range(7))  # the sampler sees the step within its phase
+    assert res["evals"][0]["env_steps"] == 0  # phase 1 never touched the environment
+    assert learner.target_syncs == [5, 10]
+    assert res["phases"][0] == {"name": "skills", "steps": 7, "sampler": "FixedSampler", "collect_online": False}
+
+
+def test_bad_configuration_errors(tmp_path):
+    with pytest.raises(KeyError, match="unknown map '3mm'"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, source_maps=["3mm"])
+    with pytest.raises(TrainerError, match="eval_every"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, eval_every=0)
+    with pytest.raises(TrainerError, match="Learner contract"):
+        make_trainer(tmp_path, object(), None)
+    with pytest.raises(TrainerError, match="data_quality"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, data_root=str(tmp_path))
+    with pytest.raises(ValueError, match="hygen collect"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, data_root=str(tmp_path), data_quality="expert")
+
+
+def test_qmix_gin_config_trains_through_the_cli(tmp_path):
+    from hygen.cli import main
+
+    run = tmp_path / "qmix"
+    argv = ["train", "--gin_file", "qmix", "--run_dir", str(run), "--seed", "3", "--device", "cpu",
+            "--gin_param", "online/Phase.steps = 6", "--gin_param", "Trainer.batch_size = 4",
+            "--gin_param", "Trainer.num_envs = 2", "--gin_param", "Trainer.eval_every = 3",
+            "--gin_param", "Trainer.eval_episodes = 2", "--gin_param", "Trainer.checkpoint_every = 3"]
+    assert main(argv) == 0
+    res = json.loads((run / "results.json").read_text())
+    assert res["method"] == "QMIXLearner" and res["done"] and res["steps"] == 6
+    assert [e["step"] for e in res["evals"]] == [0, 3, 6]
+    assert "QMIXLearner.lr = 0.0005" in (run / "operative_config.gin").read_text()
+    assert main(["train", "--gin_file", "qmix", "--run_dir", str(tmp_path / "bad"),
+                 "--gin_param", "SOURCE_MAPS = ['3m', '5m']"]) == 2  # QMIX is single-task: clear error
