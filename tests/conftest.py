@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HYGEN_NO_PROGRESS", "1")
+# Small tensors: one thread is faster than two fighting over a shared CPU, and repeatable.
+torch.set_num_threads(1)
 
 # ../shared/data next to the checkout, or HYGEN_SHARED_DATA pointing at a data root.
 SHARED_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
