@@ -13,6 +13,8 @@ import importlib
 import re
 from pathlib import Path
 
+import logging
+
 import gin
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -56,6 +58,16 @@ def resolve_gin_file(name: str | Path) -> Path:
     raise GinConfigError(
         f"gin file {str(name)!r} not found (looked in the current folder and {CONFIG_DIR})"
         + (f"; did you mean: {', '.join(hint)}?" if hint else f"; known configs: {', '.join(known)}"))
+
+
+class _QuietSearch(logging.Filter):
+    """gin logs every search path it tried for an include; only a real miss matters (we raise it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Path not found" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_QuietSearch())
 
 
 def _add_search_path(path: Path) -> None:
@@ -107,7 +119,12 @@ def parse_config(gin_files=(), gin_params=()) -> str:
 def _check_macros() -> None:
     """Every %MACRO that a binding refers to must be bound (gin only notices at call time)."""
     text = gin.config_str()
-    for name in sorted(set(re.findall(r"%([A-Za-z_][\w.]*)", text))):
+    # A macro left at %gin.REQUIRED: name the macro, not gin's sentinel.
+    required = re.findall(r"^([A-Za-z_][\w.]*)\s*=\s*%gin\.REQUIRED\s*$", text, re.M)
+    if required:
+        raise GinConfigError(f"required macro(s) not set: {', '.join(required)}; bind them in a .gin file "
+                             f"(a task set or data quality config) or with --gin_param '{required[0]} = ...'")
+    for name in sorted(set(re.findall(r"%([A-Za-z_][\w.]*)", text)) - {"gin.REQUIRED"}):
         try:
             gin.query_parameter(f"%{name}")
         except ValueError:

@@ -60,3 +60,24 @@ def test_include_relative_to_file(tmp_path):
     f = write(tmp_path, "include 'base.gin'\n_toy_component.depth = 7\n", "top.gin")
     parse_config([f])
     assert _toy_component() == (5, 7)
+
+
+def test_required_macros_are_named(tmp_path):
+    f = write(tmp_path, "MAPS = %gin.REQUIRED\n_toy_component.width = %MAPS\n")
+    with pytest.raises(GinConfigError, match=r"required macro\(s\) not set: MAPS"):
+        parse_config([f])
+
+
+def test_every_shipped_config_parses():
+    """Each method/ablation file parses with a task set and data quality (catches typos in configs/)."""
+    from hygen.config import CONFIG_DIR, reset
+
+    methods = [p for p in CONFIG_DIR.rglob("*.gin") if p.parent.name not in ("tasksets", "data")]
+    assert len(methods) >= 10
+    for p in methods:
+        reset()
+        extra = ["NUM_SKILLS = 3"] if p.stem == "skill_count" else []
+        if p.stem == "qmix":
+            parse_config([p], extra)
+        else:  # method files include hygen.gin themselves; ablations go after it
+            parse_config(["hygen", p, "tasksets/marine_hard", "data/medium"], extra)

@@ -1,1 +1,15 @@
-"""hygen.losses"""
+"""hygen.losses: HyGen's objectives (eqs. 2, 4, 5) and conservative terms (eq. 6)."""
+
+from hygen.losses.conservative import ConservativeLoss, CQLLoss, NoConservativeLoss, ODISGapLoss
+from hygen.losses.objectives import (
+    alive_agents,
+    consistency_loss,
+    kl_to_uniform,
+    masked_mean,
+    td_loss,
+    vae_loss,
+    weighted_nll,
+)
+
+__all__ = ["CQLLoss", "ConservativeLoss", "NoConservativeLoss", "ODISGapLoss", "alive_agents",
+           "consistency_loss", "kl_to_uniform", "masked_mean", "td_loss", "vae_loss", "weighted_nll"]

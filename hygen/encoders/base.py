@@ -1,0 +1,59 @@
+"""Interfaces of HyGen's networks. Implementations are gin-configurable nn.Modules.
+
+Shape vocabulary (PyMARL): B batch, T time, n agents, K skills, A actions, H hidden.
+Every method takes the map name, because the entity decomposition (``hygen.entities``)
+needs the map's layout; the networks themselves are map-agnostic.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from torch import Tensor, nn
+
+
+class TrajectoryEncoder(nn.Module, ABC):
+    """Global skill encoder q(z_i | s, a, i) (paper eq. 1-2). Uses global information:
+    training only, never at execution."""
+
+    num_skills: int
+
+    @abstractmethod
+    def forward(self, state: Tensor, actions_onehot: Tensor, map_name: str, valid: Tensor | None = None) -> Tensor:
+        """state [B, T, S], joint action one-hot [B, T, n, A] -> skill logits [B, T, n, K].
+
+        ``valid`` [B, T] bool marks real (non-padding) rows; others may be skipped (output 0)."""
+
+
+class ObservationEncoder(nn.Module, ABC):
+    """Individual value network over agent i's local trajectory tau_i.
+
+    Gives skill values Q_i(tau_i, z) for every skill (eq. 4) and the local skill
+    distribution q_hat(z | tau_i) used by the consistency loss (eq. 5).
+    """
+
+    num_skills: int
+    hidden_dim: int
+
+    @abstractmethod
+    def forward(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
+                hidden: Tensor | None = None, valid: Tensor | None = None,
+                tokens: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """obs [B, T, n, obs], last actions [B, T, n, A], hidden [B, n, H] or None, valid [B, T],
+        tokens: ``obs_entities(obs, map_name, last_actions_onehot)`` when already computed ->
+        (q_values [B, T, n, K], local skill logits [B, T, n, K], last hidden [B, n, H])."""
+
+
+class ActionDecoder(nn.Module, ABC):
+    """Skill-conditioned low-level policy p(a_i | tau_i, z_i), local information only."""
+
+    num_skills: int
+    hidden_dim: int
+
+    @abstractmethod
+    def forward(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
+                hidden: Tensor | None = None, valid: Tensor | None = None,
+                tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """obs [B, T, n, obs], last actions [B, T, n, A], hidden [B, n, H] or None, valid [B, T],
+        tokens: ``obs_entities(obs, map_name, last_actions_onehot)`` when already computed ->
+        (action logits for every skill [B, T, n, K, A], unmasked; last hidden [B, n, H])."""

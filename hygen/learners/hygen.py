@@ -1,0 +1,321 @@
+"""HyGen (arXiv 2408.13567): offline skill discovery, then hybrid high-level policy learning.
+
+Phase "skill_discovery" (section 4.1, eq. 2), offline batches of every source map:
+
+    L_VAE = -E_q(z_i|s,a,i)[log p(a_i | tau_i, z_i)] + beta * KL(q(.|s,a,i) || U)
+
+Phase "policy" (section 4.2, eqs. 4-6), hybrid batches (R_h offline, 1 - R_h online):
+
+    z_data  = argmax_z q(z | s_t, a_t, i)                       frozen global encoder
+    L_TD    = (r + gamma * Mix^-(max_z' Q_i^-(tau', z')) - Mix(Q_i(tau, z_data)))^2     (eq. 4)
+    L_c     = KL(q_hat(. | tau_i) || q(. | s, a, i))                                   (eq. 5)
+    L_total = L_TD + alpha * L_c + eta * R_h * L_CQL  (+ decoder refinement)           (eq. 6)
+
+Decoder refinement (the paper keeps training the decoder in phase 2, the public code does
+not): return-weighted behaviour cloning, -w_ep * log p(a_i | tau_i, z_data) with
+w_ep = clamp(episode return / 20, 0, 1) (20 = SMAC's maximum scaled return, on every
+map). The skill labels stay those of the frozen global encoder, so the decoder stays
+consistent with the skills the value network is trained on, while the weighting moves
+it toward what won -- and as R_h decays the batch is mostly online, so it adapts to the
+states the current high-level policy actually visits. ``refine_weighting="uniform"``
+gives plain BC; ``refine_decoder=False`` (the no-refinement ablation) freezes the decoder.
+
+Each ``update`` is ONE Adam step whose gradient is the sum over maps of the per-map losses.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+
+import gin
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hygen.encoders import (
+    ActionDecoder,
+    AttentionActionDecoder,
+    AttentionObservationEncoder,
+    AttentionTrajectoryEncoder,
+    ObservationEncoder,
+    TrajectoryEncoder,
+)
+from hygen.entities import obs_entities
+from hygen.envs.maps import get_map
+from hygen.losses import (
+    ConservativeLoss,
+    CQLLoss,
+    alive_agents,
+    consistency_loss,
+    masked_mean,
+    td_loss,
+    vae_loss,
+    weighted_nll,
+)
+from hygen.mixers.attention import AttentionMixer, ValueMixer
+
+PHASES = ("skill_discovery", "policy")
+REFINE_WEIGHTINGS = ("return", "won", "uniform")
+MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
+
+
+class HyGenConfigError(ValueError):
+    """A HyGenLearner binding with a value it cannot use."""
+
+
+def _build(factory, what: str, **kwargs) -> nn.Module | ConservativeLoss:
+    """Gin passes a class (``@X``) or an instance (``@X()``); build the former with kwargs."""
+    if isinstance(factory, type):
+        return factory(**kwargs)
+    if isinstance(factory, (nn.Module, ConservativeLoss)):
+        return factory
+    if callable(factory):
+        return factory(**kwargs)
+    raise HyGenConfigError(f"HyGenLearner.{what}: expected a class or an instance, got {factory!r}")
+
+
+def _shift_last_actions(onehot: Tensor) -> Tensor:
+    """[B, T+1, n, A] a_t -> a_{t-1} (zeros at t=0)."""
+    return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
+
+
+class HyGenController:
+    """Decentralised execution: argmax_z Q_i(tau_i, z) (epsilon-greedy over skills when
+    exploring), then the decoder's greedy available action for that skill. One forward
+    pass for all environments and agents."""
+
+    def __init__(self, learner: HyGenLearner):
+        self.learner = learner
+
+    def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
+        spec, lr = get_map(map_name), self.learner
+        n, dev = spec.n_agents, lr.device
+        return {"q_hidden": torch.zeros(num_envs, n, lr.q_net.hidden_dim, device=dev),
+                "dec_hidden": torch.zeros(num_envs, n, lr.decoder.hidden_dim, device=dev),
+                "last_action": torch.zeros(num_envs, n, spec.n_actions, device=dev),
+                "skill": torch.zeros(num_envs, n, dtype=torch.long, device=dev)}
+
+    @torch.no_grad()
+    def act(self, map_name: str, obs: Tensor, avail: Tensor, agent_state: dict[str, Tensor], epsilon: float,
+            generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        lr = self.learner
+        obs, avail = obs.to(lr.device, torch.float32), avail.to(lr.device).bool()
+        last = agent_state["last_action"]
+        qs, _, q_h = lr.q_net(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
+        skills = qs[:, 0].argmax(-1)  # [E, n]
+        if epsilon > 0.0:
+            rnd = torch.randint(lr.num_skills, skills.shape, device=lr.device, generator=generator)
+            explore = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
+            skills = torch.where(explore, rnd, skills)
+        logits, dec_h = lr.decoder(obs[:, None], last[:, None], map_name, agent_state["dec_hidden"])
+        logits = logits[:, 0].gather(-2, skills[..., None, None].expand(*skills.shape, 1, logits.shape[-1]))
+        actions = logits.squeeze(-2).masked_fill(~avail, float("-inf")).argmax(-1)
+        return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
+                         "last_action": F.one_hot(actions, avail.shape[-1]).float()}
+
+
+@gin.configurable
+class HyGenLearner:
+    """The HyGen learner (Learner contract of ``hygen.trainer``).
+
+    Args:
+        maps: source map names (batches are keyed by them; acting works on any map).
+        device: torch device.
+        num_skills: |Z| (paper: 4 = number of attention heads of the global encoder).
+        trajectory_encoder / observation_encoder / action_decoder / mixer: classes (built
+            with ``num_skills``) or instances; defaults are the attention versions.
+        conservative: ``ConservativeLoss`` (class or instance): CQLLoss (paper), ODISGapLoss,
+            NoConservativeLoss; its ``weight``/``mode`` give eta and dynamic/fixed scaling.
+        alpha: consistency weight (eq. 6, 5.0); beta: KL-to-uniform weight (eq. 2, 0.001).
+        gamma, lr, grad_norm_clip: 0.99, 5e-4 (Adam), 10.
+        double_q: next skills chosen by the live network, valued by the target one
+            (eq. 4 as printed uses the target max: False).
+        refine_decoder: train the decoder in phase 2 (False = no-refinement ablation).
+        refine_weighting: "return" (w = return/20), "won" (won episodes only), "uniform".
+        refine_weight: factor on the refinement loss.
+    """
+
+    def __init__(self, maps: str | Sequence[str] = (), device: str | torch.device = "cpu", num_skills: int = 4,
+                 trajectory_encoder: Callable[..., TrajectoryEncoder] = AttentionTrajectoryEncoder,
+                 observation_encoder: Callable[..., ObservationEncoder] = AttentionObservationEncoder,
+                 action_decoder: Callable[..., ActionDecoder] = AttentionActionDecoder,
+                 mixer: Callable[..., ValueMixer] = AttentionMixer,
+                 conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
+                 alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
+                 grad_norm_clip: float = 10.0, double_q: bool = False, refine_decoder: bool = True,
+                 refine_weighting: str = "return", refine_weight: float = 1.0):
+        self.maps = [maps] if isinstance(maps, str) else list(maps)
+        for m in self.maps:
+            get_map(m)  # unknown names fail here, listing the known ones
+        if num_skills < 1:
+            raise HyGenConfigError(f"HyGenLearner.num_skills must be >= 1, got {num_skills}")
+        if refine_weighting not in REFINE_WEIGHTINGS:
+            raise HyGenConfigError(f"HyGenLearner.refine_weighting must be one of {REFINE_WEIGHTINGS}, "
+                                   f"got {refine_weighting!r}")
+        self.device = torch.device(device)
+        self.num_skills = num_skills
+        self.global_encoder = _build(trajectory_encoder, "trajectory_encoder", num_skills=num_skills).to(self.device)
+        self.q_net = _build(observation_encoder, "observation_encoder", num_skills=num_skills).to(self.device)
+        self.decoder = _build(action_decoder, "action_decoder", num_skills=num_skills).to(self.device)
+        self.mixer = _build(mixer, "mixer").to(self.device)
+        self.conservative = _build(conservative, "conservative")
+        for name, mod in (("trajectory_encoder", self.global_encoder), ("observation_encoder", self.q_net),
+                          ("action_decoder", self.decoder)):
+            if mod.num_skills != num_skills:
+                raise HyGenConfigError(f"HyGenLearner.{name} has {mod.num_skills} skills, "
+                                       f"HyGenLearner.num_skills is {num_skills}")
+        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.alpha, self.beta, self.gamma = alpha, beta, gamma
+        self.grad_norm_clip, self.double_q = grad_norm_clip, double_q
+        self.refine_decoder, self.refine_weighting, self.refine_weight = refine_decoder, refine_weighting, refine_weight
+        # One Adam over everything; in each phase only the trained modules receive gradients.
+        self.params = [p for mod in (self.global_encoder, self.q_net, self.decoder, self.mixer)
+                       for p in mod.parameters()]
+        self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        self._controller = HyGenController(self)
+
+    # ----- Learner contract -------------------------------------------------------------
+    def controller(self) -> HyGenController:
+        return self._controller
+
+    def update(self, batches: Mapping[str, object], step: int, phase: str,
+               ratio: float | None = None) -> dict[str, float]:
+        """One optimizer step on the sum over maps of the phase's loss.
+
+        ``ratio``: the hybrid ratio R_h of eq. 3; default: the batches' offline share
+        (sum of ``n_offline`` / number of episodes), which is what the sampler drew.
+        """
+        if phase not in PHASES:
+            raise ValueError(f"HyGenLearner.update: unknown phase {phase!r}; expected one of {PHASES}")
+        if not batches:
+            raise ValueError("HyGenLearner.update: got no batches")
+        if ratio is None:
+            ratio = sum(b.n_offline for b in batches.values()) / max(sum(len(b) for b in batches.values()), 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        stats: dict[str, float] = {}
+        for map_name, batch in batches.items():
+            if batch.map_name != map_name:
+                raise ValueError(f"HyGenLearner.update: batch keyed {map_name!r} holds map {batch.map_name!r}")
+            batch = batch.trim().to(self.device)
+            if phase == "skill_discovery":
+                loss, s = self._skill_discovery_loss(batch)
+            else:
+                loss, s = self._policy_loss(batch, ratio)
+            loss.backward()  # gradients accumulate: the step uses the sum over maps
+            for k, v in s.items():
+                stats[k] = stats.get(k, 0.0) + float(v) / len(batches)
+                stats[f"{map_name}/{k}"] = float(v)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
+        self.optimizer.step()
+        stats["grad_norm"] = float(grad_norm)
+        if phase == "policy":
+            stats["ratio"] = float(ratio)
+        return stats
+
+    def update_targets(self) -> None:
+        self.target_q_net.load_state_dict(self.q_net.state_dict())
+        self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    _MODULES = ("global_encoder", "q_net", "decoder", "mixer", "target_q_net", "target_mixer")
+
+    def state_dict(self) -> dict:
+        sd = {name: getattr(self, name).state_dict() for name in self._MODULES}
+        sd.update(num_skills=self.num_skills, maps=self.maps, optimizer=self.optimizer.state_dict())
+        return sd
+
+    def load_state_dict(self, sd: dict) -> None:
+        from hygen.rundir import check_state_dict
+
+        if sd.get("num_skills") != self.num_skills:
+            raise ValueError(f"HyGen checkpoint has num_skills={sd.get('num_skills')}, "
+                             f"this learner {self.num_skills}")
+        for name in self._MODULES:
+            if name not in sd:
+                raise KeyError(f"HyGen checkpoint lacks {name!r}; has {sorted(sd)}")
+            module = getattr(self, name)
+            check_state_dict(module.state_dict(), sd[name], f"HyGenLearner.{name}")
+            module.load_state_dict(sd[name])
+        self.optimizer.load_state_dict(sd["optimizer"])
+
+    # ----- losses ----------------------------------------------------------------------
+    def _skill_discovery_loss(self, b) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 2 on one map's (offline) batch."""
+        mask = b.mask  # [B, T, 1]
+        onehot = b.actions_onehot  # [B, T+1, n, A]
+        actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
+        agent_mask = alive_agents(avail, mask)  # [B, T, n]
+        steps = mask[..., 0] > 0  # [B, T] real steps; padding skips the attention
+        skill_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name, steps)  # [B, T, n, K]
+        dec_logits, _ = self.decoder(b.obs[:, :-1], _shift_last_actions(onehot)[:, :-1], b.map_name,
+                                     valid=steps)
+        loss, stats = vae_loss(dec_logits, skill_logits, actions, avail, agent_mask, self.beta)
+        with torch.no_grad():
+            skills = skill_logits.argmax(-1)
+            at_skill = dec_logits.gather(-2, skills[..., None, None].expand(*skills.shape, 1, dec_logits.shape[-1]))
+            pred = at_skill.squeeze(-2).masked_fill(~avail, float("-inf")).argmax(-1)
+            stats["action_acc"] = masked_mean((pred == actions).float(), agent_mask)
+            share = torch.bincount(skills[agent_mask > 0].flatten(), minlength=self.num_skills).float()
+            share = share / share.sum().clamp_min(1.0)
+            stats["skills_used"] = (share > 0.05).sum().float()  # skills chosen for > 5 % of samples
+            stats["skill_entropy"] = -(share * share.clamp_min(1e-12).log()).sum()
+        stats["loss"] = loss.detach()
+        return loss, stats
+
+    def _policy_loss(self, b, ratio: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 6 (+ refinement) on one map's hybrid batch."""
+        m = b.map_name
+        mask = b.mask
+        onehot = b.actions_onehot
+        last = _shift_last_actions(onehot)
+        actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
+        agent_mask = alive_agents(avail, mask)
+        reward, terminated = b.reward[:, :-1], b.terminated[:, :-1]
+        steps = mask[..., 0] > 0  # [B, T] transitions
+        rows = b.filled[..., 0] > 0  # [B, T+1] rows with data (steps + the final observation)
+
+        with torch.no_grad():  # frozen global encoder gives the data skill and q(z|s,a,i)
+            global_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], m, steps)
+            data_skills = global_logits.argmax(-1)  # [B, T, n]
+
+        tokens = obs_entities(b.obs, m, last)  # [B, T+1, n, E, F], shared by the local networks
+        qs, local_logits, _ = self.q_net(b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, K]
+        with torch.no_grad():  # eq. 4 target: per-agent argmax over next skills, target networks
+            target_qs, _, _ = self.target_q_net(b.obs, last, m, valid=rows, tokens=tokens)
+            next_q = target_qs[:, 1:]
+            choose = qs[:, 1:] if self.double_q else next_q
+            next_max = next_q.gather(-1, choose.argmax(-1, keepdim=True)).squeeze(-1)
+            target_next = self.target_mixer(next_max, b.state[:, 1:], m, rows[:, 1:])
+
+        cond = self.mixer.condition(b.state[:, :-1], m, steps)
+        chosen = qs[:, :-1].gather(-1, data_skills.unsqueeze(-1)).squeeze(-1)  # Q_i(tau_i, z_data)
+        q_tot = self.mixer.mix(chosen, cond)
+        l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma)  # eq. 4
+        l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)  # eq. 5
+        l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask, agent_mask)
+        cql_coef = self.conservative.coefficient(ratio)
+        loss = l_td + self.alpha * l_c + cql_coef * l_cql  # eq. 6
+
+        stats = {"td_loss": l_td.detach(), "consistency_loss": l_c.detach(), "cql_loss": l_cql.detach(),
+                 "cql_coef": torch.tensor(cql_coef),
+                 "td_error_abs": td.abs().sum() / mask.sum().clamp_min(1.0),
+                 "q_taken_mean": masked_mean(chosen.detach(), agent_mask),
+                 "local_skill_agreement": masked_mean(
+                     (local_logits[:, :-1].argmax(-1) == data_skills).float(), agent_mask)}
+        if self.refine_decoder:
+            dec_logits, _ = self.decoder(b.obs[:, :-1], last[:, :-1], m, valid=steps, tokens=tokens[:, :-1])
+            w = agent_mask * self._episode_weights(b)[:, None, None]
+            l_ref = weighted_nll(dec_logits, data_skills, actions, avail, w)
+            loss = loss + self.refine_weight * l_ref
+            stats["refine_nll"] = l_ref.detach()
+        stats["loss"] = loss.detach()
+        return loss, stats
+
+    def _episode_weights(self, b) -> Tensor:
+        """[B] refinement weight per episode."""
+        if self.refine_weighting == "uniform":
+            return torch.ones(len(b), device=self.device)
+        if self.refine_weighting == "won":
+            return b.battle_won.float()
+        return (b.returns / MAX_RETURN).clamp(0.0, 1.0)
