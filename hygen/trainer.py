@@ -178,7 +178,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
         """Train (or continue training) to the end; returns the results dict (also results.json)."""
-        self._maybe_resume()
+        self.restore()
         bar = self.run_dir.progress(self.total_steps, initial=self.step, desc="train")
         controller = self.learner.controller()
         t0 = time.perf_counter() - self.wall_time
@@ -345,17 +345,22 @@ class Trainer:
     def _save_checkpoint(self) -> None:
         self.run_dir.save_checkpoint(self.state_dict(), self.step)
 
-    def _maybe_resume(self) -> None:
+    def restore(self) -> bool:
+        """Load the run directory's newest checkpoint (learner, buffers, counters, RNG); False if none."""
         from hygen.rundir import CheckpointError
         from hygen.utils import set_rng_state
 
         ckpt = self.run_dir.load_checkpoint(map_location=self.device)
         if ckpt is None:
-            return
+            return False
         if ckpt.get("source_maps") != self.source_maps:
             raise CheckpointError(f"{self.run_dir.path}: checkpoint was trained on {ckpt.get('source_maps')}, "
                                   f"this run asks for {self.source_maps}; use another run directory")
-        self.learner.load_state_dict(ckpt["learner"])
+        try:
+            self.learner.load_state_dict(ckpt["learner"])
+        except (ValueError, KeyError, RuntimeError) as e:  # a checkpoint of another model or config
+            raise CheckpointError(f"{self.run_dir.checkpoint_dir}: newest checkpoint (step {ckpt.get('step')}) "
+                                  f"does not fit {type(self.learner).__name__}: {e}") from None
         if ckpt["buffers"]:
             for m, sd in ckpt["buffers"].items():
                 self.buffers[m].load_state_dict(sd)
@@ -368,6 +373,7 @@ class Trainer:
         for cb, sd in zip(self.callbacks, ckpt.get("callbacks") or []):
             if sd is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(sd)
+        return True
 
 
 def _map_list(maps, binding: str) -> list[str]:
