@@ -45,18 +45,17 @@ SCALES = {
     "cpu": {
         "collect_args": ["--policy", "heuristic", "--episodes", "500"],
         "params": {
-            "SKILL_STEPS": 300,
-            "POLICY_STEPS": 600,
+            "SKILL_STEPS": 400,
+            "POLICY_STEPS": 800,
             "Trainer.batch_size": 8,
             "Trainer.offline_episodes": 500,
-            "LinearDecayRatio.decay_steps": 300,
-            "Trainer.eval_every": 300,
+            "LinearDecayRatio.decay_steps": 400,
+            "Trainer.eval_every": 400,
             "Trainer.eval_episodes": 16,
             "Trainer.checkpoint_every": 100,
-            "Trainer.target_update_every": 17,
         },
-        "about": "reduced CPU protocol: 300 skill-discovery + 600 policy steps, 8 episodes per source map per "
-                 "batch, 500 offline episodes per map, R_h 1.0 -> 0.1 over 300 steps, 16 test episodes per map, "
+        "about": "reduced CPU protocol: 400 skill-discovery + 800 policy steps, 8 episodes per source map per "
+                 "batch, 500 offline episodes per map, R_h 1.0 -> 0.1 over 400 steps, 16 test episodes per map, "
                  "datasets from the scripted focus-fire policy (expert) and its noisy variant (medium)",
     },
 }
