@@ -18,8 +18,9 @@ def marked(ids: list[int], lengths: list[int] | None = None) -> EpisodeBatch:
 
 
 def stored_ids(buf: ReplayBuffer) -> list[int]:
-    sd = buf.state_dict()  # oldest first
-    return [int(x) for x in sd["data"]["reward"][:, 0, 0]]
+    sd = buf.state_dict()  # oldest first, filled rows packed end to end
+    first_rows = sd["n_rows"].cumsum(0) - sd["n_rows"]
+    return [int(x) for x in sd["data"]["reward"][first_rows, 0]]
 
 
 def test_fifo_wraparound():

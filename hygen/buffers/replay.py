@@ -120,11 +120,14 @@ class ReplayBuffer:
         # chronological order, so a buffer of another capacity can load it and stay FIFO
         order = (self._next + torch.arange(size, device=self.device)) % self.capacity \
             if size == self.capacity else torch.arange(size, device=self.device)
+        n_rows = self._n_rows[order]
+        # Only the filled rows of each episode, packed end to end: checkpoints stay small.
+        filled = torch.arange(self.max_seq_length, device=self.device) < n_rows[:, None]
         return {
             "map_name": self.map_name, "capacity": self.capacity, "max_seq_length": self.max_seq_length,
-            "size": size, "episodes_inserted": self.episodes_inserted,
-            "data": {k: v[order].cpu() for k, v in self._data.items()},
-            "won": self._won[order].cpu(), "n_rows": self._n_rows[order].cpu(),
+            "size": size, "episodes_inserted": self.episodes_inserted, "packed": True,
+            "data": {k: v[order][filled].cpu() for k, v in self._data.items()},
+            "won": self._won[order].cpu(), "n_rows": n_rows.cpu(),
         }
 
     def load_state_dict(self, sd: dict) -> None:
@@ -137,9 +140,16 @@ class ReplayBuffer:
         keep = slice(max(0, size - self.capacity), size)  # a smaller buffer keeps the newest
         size = min(size, self.capacity)
         try:
+            n_rows = sd["n_rows"].to(self.device)
+            filled = torch.arange(self.max_seq_length, device=self.device) < n_rows[:, None]
+            first_kept = int(filled[:keep.start].sum())  # packed rows of episodes a smaller buffer drops
             for k, v in self._data.items():
                 v.zero_()
-                v[:size] = sd["data"][k][keep].to(self.device, v.dtype)
+                rows = sd["data"][k].to(self.device, v.dtype)
+                if sd.get("packed"):
+                    v[:size][filled[keep]] = rows[first_kept:]
+                else:  # checkpoints written before packing
+                    v[:size] = rows[keep]
             self._won.zero_()
             self._n_rows.zero_()
             self._won[:size] = sd["won"][keep].to(self.device)
