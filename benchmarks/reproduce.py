@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hygen.report import to_markdown, to_text, win_rate_rows  # noqa: E402
+from hygen.report import to_markdown, to_text, win_rate_rows
 
 # Method label -> gin files after hygen.gin (each an existing binding, not a fork).
 METHODS = {
@@ -142,9 +142,9 @@ def main() -> int:
                                f"{'above' if h > o else 'not above'} it ({h - o:+.1f} points)")
     wall = time.time() - t0
     md = [f"# Results: marine-hard, {args.quality} data, scale `{args.scale}`", "",
-          f"Protocol: {scale['about']}. Seeds: {', '.join(map(str, args.seeds))}. Win rate in % of greedy "
-          f"test episodes, mean ± std over seeds. Built-in simulator. Produced by "
-          f"`python benchmarks/reproduce.py --scale {args.scale}` ({wall / 60:.0f} min of this invocation).", "",
+          (f"Protocol: {scale['about']}. Seeds: {', '.join(map(str, args.seeds))}. Win rate in % of greedy "
+           f"test episodes, mean ± std over seeds. Built-in simulator. Produced by "
+           f"`python benchmarks/reproduce.py --scale {args.scale}` ({wall / 60:.0f} min of this invocation)."), "",
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
           *verdict, ""]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import logging
 import re
 from pathlib import Path
-
-import logging
 
 import gin
 
@@ -105,12 +104,12 @@ def parse_config(gin_files=(), gin_params=()) -> str:
         _add_search_path(path.parent)  # ... or to the including file's folder
         try:
             gin.parse_config_file(str(path), skip_unknown=False)
-        except Exception as e:  # gin raises ValueError/SyntaxError/KeyError/ImportError/IOError
+        except Exception as e:  # noqa: BLE001  (gin raises ValueError, SyntaxError, KeyError, IOError, ...)
             raise GinConfigError(f"{path}: {_explain(e)}") from None
     for b in gin_params:
         try:
             gin.parse_config(b, skip_unknown=False)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001
             raise GinConfigError(f"--gin_param {b!r}: {_explain(e)}") from None
     _check_macros()
     return gin.config_str()
@@ -120,7 +119,7 @@ def _check_macros() -> None:
     """Every %MACRO that a binding refers to must be bound (gin only notices at call time)."""
     text = gin.config_str()
     # A macro left at %gin.REQUIRED: name the macro, not gin's sentinel.
-    required = re.findall(r"^([A-Za-z_][\w.]*)\s*=\s*%gin\.REQUIRED\s*$", text, re.M)
+    required = re.findall(r"^([A-Za-z_][\w.]*)\s*=\s*%gin\.REQUIRED\s*$", text, re.MULTILINE)
     if required:
         raise GinConfigError(f"required macro(s) not set: {', '.join(required)}; bind them in a .gin file "
                              f"(a task set or data quality config) or with --gin_param '{required[0]} = ...'")
@@ -128,7 +127,7 @@ def _check_macros() -> None:
         try:
             gin.query_parameter(f"%{name}")
         except ValueError:
-            bound = sorted(set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", text, re.M)))
+            bound = sorted(set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", text, re.MULTILINE)))
             close = difflib.get_close_matches(name, bound, n=3)
             raise GinConfigError(
                 f"macro %{name} is used but never bound; set it in a .gin file or with "

@@ -40,7 +40,7 @@ def git_revision(path: str | Path | None = None) -> str | None:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -167,7 +167,7 @@ class RunDir:
         for p in candidates:
             try:
                 return torch.load(p, map_location=map_location, weights_only=False)
-            except Exception as e:  # a corrupt file: fall back to the previous one
+            except Exception as e:  # noqa: BLE001  (a corrupt file, whatever torch raises: fall back)
                 errors.append(f"{p}: {type(e).__name__}: {e}")
                 if path:
                     break
