@@ -216,8 +216,17 @@ class Trainer:
         finally:
             bar.close()
             self.run_dir.writer.flush()
+        return self._write_results()
+
+    def _write_results(self) -> dict:
+        """results.json, and the win-rate curves as curves.svg next to it."""
+        from hygen.report import curves_svg, results_curves
+        from hygen.rundir import atomic_write_text
+
         results = self.results()
         self.run_dir.write_results(results)
+        atomic_write_text(self.run_dir.path / "curves.svg",
+                          curves_svg(results_curves(results), title=f"{results['method']}, seed {self.seed}"))
         return results
 
     def _sampler_stats(self, sampler, map_name: str) -> dict[str, float]:
@@ -294,7 +303,7 @@ class Trainer:
         for cb in self.callbacks:
             if hasattr(cb, "on_eval"):
                 cb.on_eval(self, record)
-        self.run_dir.write_results(self.results())  # partial results survive a kill
+        self._write_results()  # partial results survive a kill
         return record
 
     def _unseen(self) -> list[str]:

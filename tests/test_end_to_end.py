@@ -48,7 +48,9 @@ def test_train_resume_evaluate(data_root, tmp_path, capsys):
 
     capsys.readouterr()
     table_md = tmp_path / "t.md"
-    assert main(["evaluate", str(run), "--episodes", "2", "--device", "cpu", "--markdown", str(table_md)]) == 0
+    assert main(["evaluate", str(run), "--episodes", "2", "--device", "cpu", "--markdown", str(table_md),
+                 "--plot", str(tmp_path / "c.svg")]) == 0
+    assert "<polyline" in (tmp_path / "c.svg").read_text() and (run / "curves.svg").is_file()
     out = capsys.readouterr().out
     assert "zero-shot win rate" in out and "unseen" in out and "4m" in out
     assert "| source | 3m |" in table_md.read_text()

@@ -19,3 +19,16 @@ def test_mean_std_over_seeds_and_group_means():
 def test_missing_map_is_a_dash():
     rows = win_rate_rows({"a": [{"3m": 1.0}]}, ["3m"], ["5m"])
     assert "| unseen | 5m | - |" in to_markdown(rows, ["a"])
+
+
+def test_curves_from_results_and_svg():
+    from hygen.report import curves_svg, results_curves
+
+    results = {"source_maps": ["3m"], "eval_maps": ["3m", "4m", "5m"],
+               "evals": [{"step": 0, "win_rate": {"3m": 0.0, "4m": 0.0, "5m": 0.5}},
+                         {"step": 10, "win_rate": {"3m": 0.5, "4m": 1.0, "5m": 0.0}}]}
+    curves = results_curves(results)
+    assert curves == {"3m": [(0, 0.0), (10, 50.0)], "source mean": [(0, 0.0), (10, 50.0)],
+                      "unseen mean": [(0, 25.0), (10, 50.0)]}
+    svg = curves_svg(curves, title="t")
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and "unseen mean" in svg

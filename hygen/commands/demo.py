@@ -64,5 +64,5 @@ def run(args) -> int:
     rows = win_rate_rows({"HyGen (demo)": [r["win_rate"]]}, r["source_maps"], unseen)
     print(to_text(rows, ["HyGen (demo)"], title=f"zero-shot win rate (%), {ts.name}, step {r['step']}"))
     (root / "table.md").write_text(to_markdown(rows, ["HyGen (demo)"]))
-    print(f"table: {root / 'table.md'}   total {time.time() - t0:.0f} s")
+    print(f"table: {root / 'table.md'}   curves: {root / 'hygen' / 'curves.svg'}   total {time.time() - t0:.0f} s")
     return 0

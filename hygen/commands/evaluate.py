@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from hygen.report import to_csv, to_markdown, to_text, win_rate_rows
+from hygen.report import curves_svg, results_curves, to_csv, to_markdown, to_text, win_rate_rows
 
 HELP = "re-run greedy evaluation of trained runs and print the zero-shot win-rate table"
 DESCRIPTION = """\
@@ -30,6 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--label", default=None, help="column label (default: method and ablations)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    parser.add_argument("--plot", metavar="FILE.svg",
+                        help="also plot win rate over training (source/unseen means per run) as SVG")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
 
 
@@ -102,4 +104,12 @@ def run(args) -> int:
     if args.csv:
         Path(args.csv).write_text(to_csv(rows, labels))
         print(f"wrote {args.csv}")
+    if args.plot:
+        series = {}
+        for d in map(Path, args.run_dirs):
+            if (d / "results.json").is_file():
+                curves = results_curves(json.loads((d / "results.json").read_text()))
+                series.update({f"{d.name}: {k}": v for k, v in curves.items() if k.endswith("mean")})
+        Path(args.plot).write_text(curves_svg(series, title="win rate over training"))
+        print(f"wrote {args.plot}")
     return 0
