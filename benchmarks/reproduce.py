@@ -108,7 +108,8 @@ def main() -> int:
                    check=True, cwd=ROOT)
 
     # 2. the sweep
-    jobs = [(label, seed) for label in args.methods for seed in args.seeds]
+    # seed-major: a sweep cut off early still compares every method on the same seeds
+    jobs = [(label, seed) for seed in args.seeds for label in args.methods]
     for i, (label, seed) in enumerate(jobs, 1):
         d = run_dir(out, label, seed)
         status = "done, skipped" if is_done(d) else ("resuming" if d.exists() else "starting")

@@ -100,8 +100,8 @@ def curves_svg(series: Mapping[str, Sequence[tuple[float, float]]], title: str =
     def py(y: float) -> float:
         return top + (1 - max(0.0, min(100.0, y)) / 100) * ph
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="12">'),
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="{left}" y="{top - 10}" font-size="14">{title}</text>']
     for tick in range(0, 101, 20):
