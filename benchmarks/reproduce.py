@@ -93,6 +93,8 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--table", type=Path, default=ROOT / "docs" / "results.md")
     ap.add_argument("--json", type=Path, default=None, help="default: <out>/reproduce.json")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing; tabulate the finished runs (e.g. of a sweep still in progress)")
     args = ap.parse_args()
 
     scale = SCALES[args.scale]
@@ -103,26 +105,32 @@ def main() -> int:
     t0 = time.time()
 
     # 1. datasets (resumable: collect skips what is done)
-    subprocess.run([sys.executable, "-m", "hygen.cli", "collect", "--task-set", args.task_set.replace("_", "-"),
-                    "--data-root", str(data_root), *scale["collect_args"], "--device", args.device],
-                   check=True, cwd=ROOT)
+    if not args.report_only:
+        subprocess.run([sys.executable, "-m", "hygen.cli", "collect", "--task-set", args.task_set.replace("_", "-"),
+                        "--data-root", str(data_root), *scale["collect_args"], "--device", args.device],
+                       check=True, cwd=ROOT)
 
     # 2. the sweep
     # seed-major: a sweep cut off early still compares every method on the same seeds
     jobs = [(label, seed) for seed in args.seeds for label in args.methods]
     for i, (label, seed) in enumerate(jobs, 1):
         d = run_dir(out, label, seed)
-        status = "done, skipped" if is_done(d) else ("resuming" if d.exists() else "starting")
+        status = "done, skipped" if is_done(d) else (
+            "not finished" if args.report_only else "resuming" if d.exists() else "starting")
         print(f"[{i}/{len(jobs)}] {label} seed {seed}: {status} ({d})  elapsed {time.time() - t0:.0f} s", flush=True)
-        if not is_done(d):
+        if not is_done(d) and not args.report_only:
             files = ["hygen", *METHODS[label], f"tasksets/{args.task_set}", f"data/{args.quality}"]
             train(d, files, {**scale["params"], "DATA_ROOT": str(data_root)}, seed, args.device)
 
-    # 3. the table
+    # 3. the table, over the seeds every method has finished (a partial sweep is labelled so)
+    done_seeds = [s for s in args.seeds if all(is_done(run_dir(out, label, s)) for label in args.methods)]
+    if not done_seeds:
+        print("no seed has finished for every method yet; nothing to tabulate")
+        return 1
     columns, source, unseen = {}, [], []
     for label in args.methods:
         seeds = []
-        for seed in args.seeds:
+        for seed in done_seeds:
             res = json.loads((run_dir(out, label, seed) / "results.json").read_text())
             seeds.append(res["final"]["win_rate"])
             source = res["source_maps"]
@@ -142,8 +150,10 @@ def main() -> int:
                 verdict.append(f"- {g} maps: HyGen {h:.1f} % vs {label} {o:.1f} % -> HyGen is "
                                f"{'above' if h > o else 'not above'} it ({h - o:+.1f} points)")
     wall = time.time() - t0
+    missing = [s for s in args.seeds if s not in done_seeds]
+    partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
     md = [f"# Results: marine-hard, {args.quality} data, scale `{args.scale}`", "",
-          (f"Protocol: {scale['about']}. Seeds: {', '.join(map(str, args.seeds))}. Win rate in % of greedy "
+          (f"Protocol: {scale['about']}. Seeds: {', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy "
            f"test episodes, mean ± std over seeds. Built-in simulator. Produced by "
            f"`python benchmarks/reproduce.py --scale {args.scale}` ({wall / 60:.0f} min of this invocation)."), "",
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
@@ -153,7 +163,8 @@ def main() -> int:
     args.table.write_text("\n".join(md))
     (args.json or out / "reproduce.json").write_text(json.dumps(
         {"scale": args.scale, "about": scale["about"], "seeds": args.seeds, "columns": columns,
-         "source_maps": source, "unseen_maps": unseen, "summary": summary, "wall_time_s": wall}, indent=2))
+         "seeds_done": done_seeds, "source_maps": source, "unseen_maps": unseen, "summary": summary,
+         "wall_time_s": wall}, indent=2))
     print(f"wrote {args.table}")
     return 0
 
