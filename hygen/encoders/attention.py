@@ -13,6 +13,13 @@ class MultiHeadSelfAttention(nn.Module):
     ``forward(xq, kv_src)``: queries from xq [N, Eq, d] (the embedded entities whose output
     is needed), keys/values from kv_src [N, E, kv_in] (every entity). Heads share fused
     projections (the same maths as separate MLP_Q^h, MLP_K^h, MLP_V^h).
+
+    With few queries the products are re-associated (exact, same parameters):
+        q_h . (W_k,h x_e + b_k,h) = (W_k,h^T q_h) . x_e + const  (the constant cancels in softmax)
+        sum_e p_he (W_v,h x_e + b_v,h) = W_v,h (sum_e p_he x_e) + b_v,h   (sum_e p_he = 1)
+    so keys and values are never formed: the query is pulled back into token space
+    instead. For one query over 19 entities (the local trunks) that is ~9x fewer FLOPs
+    and no [N, E, 2d] tensor (the update's largest, and its backward's largest copy).
     """
 
     def __init__(self, emb_dim: int, n_heads: int, kv_in: int | None = None):
@@ -24,11 +31,26 @@ class MultiHeadSelfAttention(nn.Module):
         self.kv = nn.Linear(emb_dim if kv_in is None else kv_in, 2 * emb_dim)
         self.out = nn.Linear(emb_dim, emb_dim)
 
+    def reassociate(self, n_query: int, n_kv: int) -> bool:
+        """True when the re-associated form needs fewer multiply-adds per row."""
+        d, f, h = self.q.out_features, self.kv.in_features, self.n_heads
+        direct = n_kv * f * 2 * d + 2 * n_query * n_kv * d  # K, V projections + scores, weighted sum
+        pulled = n_query * (2 * d * f + 2 * h * n_kv * f)  # W_k^T q, W_v xbar + scores, xbar
+        return pulled < direct
+
     def forward(self, xq: Tensor, kv_src: Tensor) -> Tensor:
         N, Eq, d = xq.shape
-        E = kv_src.shape[1]
+        E, f = kv_src.shape[1:]
         h, dh = self.n_heads, d // self.n_heads
-        q = self.q(xq).view(N, Eq, h, dh).transpose(1, 2)
+        q = self.q(xq)
+        if self.reassociate(Eq, E):
+            w_k, w_v = self.kv.weight.view(2, h, dh, f).unbind(0)
+            q_tok = torch.einsum("nqhd,hdf->nqhf", q.view(N, Eq, h, dh), w_k * dh ** -0.5)  # W_k,h^T q_h
+            p = torch.bmm(q_tok.reshape(N, Eq * h, f), kv_src.transpose(1, 2)).softmax(-1)  # [N, Eq*h, E]
+            x_bar = torch.bmm(p, kv_src).view(N, Eq, h, f)  # attention-weighted tokens per head
+            attn = torch.einsum("nqhf,hdf->nqhd", x_bar, w_v).reshape(N, Eq, d) + self.kv.bias[d:]
+            return self.out(attn)  # concat heads
+        q = q.view(N, Eq, h, dh).transpose(1, 2)
         k, v = self.kv(kv_src).view(N, E, 2, h, dh).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(q, k, v)  # [N, heads, Eq, d/heads]
         return self.out(attn.transpose(1, 2).reshape(N, Eq, d))  # concat heads
