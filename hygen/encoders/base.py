@@ -40,7 +40,8 @@ class ObservationEncoder(nn.Module, ABC):
                 hidden: Tensor | None = None, valid: Tensor | None = None,
                 tokens: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """obs [B, T, n, obs], last actions [B, T, n, A], hidden [B, n, H] or None, valid [B, T],
-        tokens: ``obs_entities(obs, map_name, last_actions_onehot)`` when already computed ->
+        tokens: ``obs_entities(obs, map_name, last_actions_onehot)`` when already computed, or
+        packed on the valid rows (``obs_entities(pack_rows(obs, valid), ...)``, [N_valid, n, E, F]) ->
         (q_values [B, T, n, K], local skill logits [B, T, n, K], last hidden [B, n, H])."""
 
 
@@ -55,5 +56,16 @@ class ActionDecoder(nn.Module, ABC):
                 hidden: Tensor | None = None, valid: Tensor | None = None,
                 tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """obs [B, T, n, obs], last actions [B, T, n, A], hidden [B, n, H] or None, valid [B, T],
-        tokens: ``obs_entities(obs, map_name, last_actions_onehot)`` when already computed ->
+        tokens: ``obs_entities(obs, map_name, last_actions_onehot)`` when already computed, or
+        packed on the valid rows ([N_valid, n, E, F]) ->
         (action logits for every skill [B, T, n, K, A], unmasked; last hidden [B, n, H])."""
+
+    def logits_at(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str, skills: Tensor,
+                  hidden: Tensor | None = None, valid: Tensor | None = None,
+                  tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Logits at one skill per agent: skills [B, T, n] long -> ([B, T, n, A], last hidden).
+
+        Same values as ``forward`` gathered at ``skills``; implementations may skip the others."""
+        logits, h_last = self(obs, last_actions_onehot, map_name, hidden, valid, tokens)
+        idx = skills[..., None, None].expand(*skills.shape, 1, logits.shape[-1])
+        return logits.gather(-2, idx).squeeze(-2), h_last

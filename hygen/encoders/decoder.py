@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gin
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hygen.encoders.attention import EntityGRUTrunk
+from hygen.encoders.attention import EntityGRUTrunk, pack_rows, unpack_rows
 from hygen.encoders.base import ActionDecoder
 from hygen.entities import N_BASIC_ACTIONS, OBS_TOKEN_DIM, obs_entities
 from hygen.envs.maps import get_map
@@ -21,8 +22,9 @@ class AttentionActionDecoder(ActionDecoder):
     the dot product of ctx_z with a key computed from enemy j's token, so the action space
     grows with the enemy count (UPDeT/ODIS). The key is a small MLP of the enemy's own
     features (not an attention output): the own token already attends to every entity,
-    and querying only it keeps the trunk 3-4x cheaper. Logits for all K skills are returned at once: phase 1 takes
-    the exact expectation over q(z | s, a, i) and acting gathers the chosen skill.
+    and querying only it keeps the trunk 3-4x cheaper. ``forward`` returns logits for all
+    K skills (phase 1 takes the exact expectation over q(z | s, a, i)); ``logits_at`` runs
+    the head at one skill per agent (acting, phase-2 refinement).
     Unavailable actions are masked by the caller (``masked_log_softmax``).
     """
 
@@ -39,16 +41,51 @@ class AttentionActionDecoder(ActionDecoder):
                                        nn.Linear(emb_dim // 2, hidden_dim))
 
     def forward(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
-                hidden: Tensor | None = None, valid: Tensor | None = None, tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                hidden: Tensor | None = None, valid: Tensor | None = None,
+                tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._run(obs, last_actions_onehot, map_name, None, hidden, valid, tokens)
+
+    def logits_at(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str, skills: Tensor,
+                  hidden: Tensor | None = None, valid: Tensor | None = None,
+                  tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Logits at one skill per agent (skills [B, T, n]): the head runs for that skill only."""
+        return self._run(obs, last_actions_onehot, map_name, skills, hidden, valid, tokens)
+
+    def _run(self, obs, last_actions_onehot, map_name, skills, hidden, valid, tokens):
+        """Trunk on the valid rows, head on the valid rows, result scattered to [B, T, ...]."""
+        B, T = obs.shape[:2]
         m = get_map(map_name).n_enemies
         if tokens is None:  # callers running several networks on one batch pass them once
-            tokens = obs_entities(obs, map_name, last_actions_onehot)
-        own, h_seq, h_last = self.trunk(tokens, hidden, valid)
-        ctx = self.ctx(torch.cat([h_seq, own], -1))  # [B, T, n, H]
-        ctx = torch.relu(ctx.unsqueeze(-2) + self.skill_emb.weight)  # [B, T, n, K, H]
-        keys = self.enemy_key(tokens[..., 1:1 + m, :])  # [B, T, n, m, H]
-        attack = ctx @ keys.transpose(-1, -2) / self.hidden_dim ** 0.5  # [B, T, n, K, m]
-        return torch.cat([self.basic(ctx), attack], -1), h_last  # [B, T, n, K, 6 + m]
+            tokens = obs_entities(pack_rows(obs, valid), map_name, pack_rows(last_actions_onehot, valid))
+        elif tokens.dim() == 5:
+            tokens = pack_rows(tokens, valid)
+        own, h_seq, h_last = self.trunk(tokens, hidden, valid, shape=(B, T))  # own [N, n, d]
+        ctx = self.ctx(torch.cat([pack_rows(h_seq, valid), own], -1))  # [N, n, H]
+        if skills is None:
+            ctx = ctx.unsqueeze(-2) + self.skill_emb.weight  # [N, n, K, H]
+        else:
+            ctx = (ctx + self.skill_emb(pack_rows(skills, valid))).unsqueeze(-2)  # [N, n, 1, H]
+        logits = self._head(torch.relu(ctx), tokens[..., 1:1 + m, :])
+        if skills is not None:
+            logits = logits.squeeze(-2)
+        return unpack_rows(logits, valid, B, T), h_last
+
+    def _head(self, ctx: Tensor, enemies: Tensor) -> Tensor:
+        """ctx [N, n, K, H], enemy tokens [N, n, m, F] -> logits [N, n, K, 6 + m].
+
+        attack_j = ctx . key_j / sqrt(H) with key_j = W2 relu(W1 x_j + b1) + b2 is computed as
+        (W2^T ctx) . relu(W1 x_j + b1) + ctx . b2 (exact re-association): the keys [.., m, H]
+        are never formed, and W2^T ctx, ctx . b2 and the basic head share one matmul.
+        """
+        lin1, lin2 = self.enemy_key[0], self.enemy_key[2]
+        r = torch.relu(lin1(enemies))  # [N, n, m, H']
+        scale = self.hidden_dim ** -0.5
+        w = torch.cat([self.basic.weight, lin2.weight.t() * scale, lin2.bias[None] * scale])  # [6 + H' + 1, H]
+        b = torch.cat([self.basic.bias, self.basic.bias.new_zeros(lin2.in_features + 1)])
+        out = F.linear(ctx, w, b)
+        basic, c, c0 = out.split([N_BASIC_ACTIONS, lin2.in_features, 1], -1)
+        attack = c @ r.transpose(-1, -2) + c0  # [N, n, K, m]
+        return torch.cat([basic, attack], -1)
 
 
 def masked_log_softmax(logits: Tensor, avail: Tensor) -> Tensor:

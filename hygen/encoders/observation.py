@@ -5,7 +5,7 @@ from __future__ import annotations
 import gin
 from torch import Tensor, nn
 
-from hygen.encoders.attention import EntityGRUTrunk
+from hygen.encoders.attention import EntityGRUTrunk, pack_rows
 from hygen.encoders.base import ObservationEncoder
 from hygen.entities import OBS_TOKEN_DIM, obs_entities
 
@@ -31,6 +31,6 @@ class AttentionObservationEncoder(ObservationEncoder):
     def forward(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
                 hidden: Tensor | None = None, valid: Tensor | None = None, tokens: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         if tokens is None:  # callers running several networks on one batch pass them once
-            tokens = obs_entities(obs, map_name, last_actions_onehot)  # [B, T, n, E, F]
-        _, h_seq, h_last = self.trunk(tokens, hidden, valid)
+            tokens = obs_entities(pack_rows(obs, valid), map_name, pack_rows(last_actions_onehot, valid))
+        _, h_seq, h_last = self.trunk(tokens, hidden, valid, shape=obs.shape[:2])
         return self.q_head(h_seq), self.skill_head(h_seq), h_last

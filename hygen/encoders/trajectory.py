@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hygen.encoders.attention import EntityTransformer, on_valid
+from hygen.encoders.attention import EntityTransformer, on_valid, pack_rows, unpack_rows
 from hygen.encoders.base import TrajectoryEncoder
 from hygen.entities import STATE_TOKEN_DIM, state_entities
 from hygen.envs.maps import get_map
@@ -46,22 +46,23 @@ class AttentionTrajectoryEncoder(TrajectoryEncoder):
 
     def forward(self, state: Tensor, actions_onehot: Tensor, map_name: str, valid: Tensor | None = None) -> Tensor:
         n = get_map(map_name).n_agents
-        tokens = state_entities(state, map_name, actions_onehot)  # [B, T, n+m, F]
-        B, T, E, Fdim = tokens.shape
-        if self.window > 1:
-            W = self.window
-            padded = F.pad(tokens, (0, 0, 0, 0, W - 1, 0))  # zero tokens before t=0
-            win = padded.unfold(1, W, 1).permute(0, 1, 4, 2, 3)  # [B, T, W, E, F], lag W-1 = current step
-            lag = torch.eye(W, device=tokens.device).flip(0)[None, None, :, None].expand(B, T, W, E, W)
-            tokens = torch.cat([win, lag], -1).reshape(B, T, W * E, Fdim + W)
-            cur = (W - 1) * E  # current step's ally tokens start here
-        else:
-            cur = 0
-        if cur:  # window: put the current step's tokens first so only they are queried
-            tokens = torch.cat([tokens[:, :, cur:], tokens[:, :, :cur]], 2)
 
         def encode(x: Tensor) -> Tensor:  # [N, E', F] -> [N, n, K]
             agents = self.transformer(x, n_query=n)  # Attn_agent_i (allies are the first n tokens)
             return self.head(agents)
 
+        B, T = state.shape[:2]
+        if self.window == 1:  # tokens of the valid rows only
+            tokens = state_entities(pack_rows(state, valid), map_name, pack_rows(actions_onehot, valid))
+            return unpack_rows(encode(tokens), valid, B, T)  # z_i = MLP_e(Attn_agent_i): logits [B, T, n, K]
+
+        tokens = state_entities(state, map_name, actions_onehot)  # [B, T, n+m, F]
+        E, Fdim = tokens.shape[2:]
+        W = self.window
+        padded = F.pad(tokens, (0, 0, 0, 0, W - 1, 0))  # zero tokens before t=0
+        win = padded.unfold(1, W, 1).permute(0, 1, 4, 2, 3)  # [B, T, W, E, F], lag W-1 = current step
+        lag = torch.eye(W, device=tokens.device).flip(0)[None, None, :, None].expand(B, T, W, E, W)
+        tokens = torch.cat([win, lag], -1).reshape(B, T, W * E, Fdim + W)
+        cur = (W - 1) * E  # current step's ally tokens start here; put them first so only they are queried
+        tokens = torch.cat([tokens[:, :, cur:], tokens[:, :, :cur]], 2)
         return on_valid(encode, tokens, valid)  # z_i = MLP_e(Attn_agent_i): logits [B, T, n, K]

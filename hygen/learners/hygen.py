@@ -41,6 +41,7 @@ from hygen.encoders import (
     ObservationEncoder,
     TrajectoryEncoder,
 )
+from hygen.encoders.attention import pack_rows
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
 from hygen.losses import (
@@ -51,7 +52,7 @@ from hygen.losses import (
     masked_mean,
     td_loss,
     vae_loss,
-    weighted_nll,
+    weighted_nll_at,
 )
 from hygen.mixers.attention import AttentionMixer, ValueMixer
 
@@ -108,9 +109,9 @@ class HyGenController:
             rnd = torch.randint(lr.num_skills, skills.shape, device=lr.device, generator=generator)
             explore = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
             skills = torch.where(explore, rnd, skills)
-        logits, dec_h = lr.decoder(obs[:, None], last[:, None], map_name, agent_state["dec_hidden"])
-        logits = logits[:, 0].gather(-2, skills[..., None, None].expand(*skills.shape, 1, logits.shape[-1]))
-        actions = logits.squeeze(-2).masked_fill(~avail, float("-inf")).argmax(-1)
+        logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
+                                             agent_state["dec_hidden"])
+        actions = logits[:, 0].masked_fill(~avail, float("-inf")).argmax(-1)
         return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
                          "last_action": F.one_hot(actions, avail.shape[-1]).float()}
 
@@ -279,7 +280,8 @@ class HyGenLearner:
             global_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], m, steps)
             data_skills = global_logits.argmax(-1)  # [B, T, n]
 
-        tokens = obs_entities(b.obs, m, last)  # [B, T+1, n, E, F], shared by the local networks
+        # entity tokens of the rows with data only, [N_rows, n, E, F], shared by the three local networks
+        tokens = obs_entities(pack_rows(b.obs, rows), m, pack_rows(last, rows))
         qs, local_logits, _ = self.q_net(b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, K]
         with torch.no_grad():  # eq. 4 target: per-agent argmax over next skills, target networks
             target_qs, _, _ = self.target_q_net(b.obs, last, m, valid=rows, tokens=tokens)
@@ -304,9 +306,12 @@ class HyGenLearner:
                  "local_skill_agreement": masked_mean(
                      (local_logits[:, :-1].argmax(-1) == data_skills).float(), agent_mask)}
         if self.refine_decoder:
-            dec_logits, _ = self.decoder(b.obs[:, :-1], last[:, :-1], m, valid=steps, tokens=tokens[:, :-1])
+            # the decoder runs on the same rows as the value networks (its GRU is causal, so rows
+            # :-1 are exactly the T-step pass) and only at the data skill (the one the loss reads)
+            at_rows = torch.cat([data_skills, data_skills[:, -1:]], 1)  # skill of the final row: unused
+            dec_logits, _ = self.decoder.logits_at(b.obs, last, m, at_rows, valid=rows, tokens=tokens)
             w = agent_mask * self._episode_weights(b)[:, None, None]
-            l_ref = weighted_nll(dec_logits, data_skills, actions, avail, w)
+            l_ref = weighted_nll_at(dec_logits[:, :-1], actions, avail, w)
             loss = loss + self.refine_weight * l_ref
             stats["refine_nll"] = l_ref.detach()
         stats["loss"] = loss.detach()

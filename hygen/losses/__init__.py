@@ -9,7 +9,9 @@ from hygen.losses.objectives import (
     td_loss,
     vae_loss,
     weighted_nll,
+    weighted_nll_at,
 )
 
 __all__ = ["CQLLoss", "ConservativeLoss", "NoConservativeLoss", "ODISGapLoss", "alive_agents",
-           "consistency_loss", "kl_to_uniform", "masked_mean", "td_loss", "vae_loss", "weighted_nll"]
+           "consistency_loss", "kl_to_uniform", "masked_mean", "td_loss", "vae_loss", "weighted_nll",
+           "weighted_nll_at"]

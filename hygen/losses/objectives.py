@@ -76,12 +76,18 @@ def consistency_loss(local_logits: Tensor, global_logits: Tensor, agent_mask: Te
 
 def weighted_nll(decoder_logits: Tensor, skills: Tensor, actions: Tensor, avail_actions: Tensor,
                  weights: Tensor) -> Tensor:
-    """Weighted -log p(a_i | tau_i, z_i) at the given skills. weights [B, T, n] (0 = ignore)."""
+    """Weighted -log p(a_i | tau_i, z_i) at the given skills. decoder_logits [B, T, n, K, A],
+    weights [B, T, n] (0 = ignore)."""
     logits = decoder_logits.gather(-2, skills[..., None, None].expand(*skills.shape, 1,
                                                                      decoder_logits.shape[-1])).squeeze(-2)
+    return weighted_nll_at(logits, actions, avail_actions, weights)
+
+
+def weighted_nll_at(logits: Tensor, actions: Tensor, avail_actions: Tensor, weights: Tensor) -> Tensor:
+    """``weighted_nll`` with the logits already at the skills: logits [B, T, n, A]."""
     logp = masked_log_softmax(logits, avail_actions).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     return -(logp * weights).sum() / (weights > 0).to(weights.dtype).sum().clamp_min(1.0)
 
 
 __all__ = ["alive_agents", "consistency_loss", "kl_to_uniform", "masked_mean", "td_loss", "vae_loss",
-           "weighted_nll"]
+           "weighted_nll", "weighted_nll_at"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hygen.encoders.attention import EntityTransformer, on_valid
+from hygen.encoders.attention import EntityTransformer, pack_rows, unpack_rows
 from hygen.entities import STATE_TOKEN_DIM, state_entities
 from hygen.envs.maps import get_map
 
@@ -59,13 +59,13 @@ class AttentionMixer(ValueMixer):
 
     def condition(self, state: Tensor, map_name: str, valid: Tensor | None = None) -> tuple[Tensor, ...]:
         n = get_map(map_name).n_agents
-        tokens = state_entities(state, map_name)  # [B, T, n+m, F]
-        B, T = tokens.shape[:2]
-        # padding rows skip attention; their (unused) weights come out of the zero embedding
-        h = on_valid(self.transformer, tokens, valid).reshape(B * T, tokens.shape[2], -1)
-        pooled = h.mean(1)  # [BT, d]
-        w1 = self.w1(h[:, :n]).abs()  # [BT, n, mix], agent i's weights from its own token
-        return w1, self.b1(pooled), self.w2(pooled).abs(), self.v(pooled)
+        B, T = state.shape[:2]
+        # padding rows skip attention (tokens of the valid rows only); their (unused) weights are 0
+        h = self.transformer(state_entities(pack_rows(state, valid), map_name))  # [N, n+m, d]
+        pooled = h.mean(1)  # [N, d]
+        w1 = self.w1(h[:, :n]).abs()  # [N, n, mix], agent i's weights from its own token
+        cond = (w1, self.b1(pooled), self.w2(pooled).abs(), self.v(pooled))
+        return tuple(unpack_rows(c, valid, B, T).flatten(0, 1) for c in cond)  # [B*T, ...]
 
     def mix(self, agent_qs: Tensor, cond: tuple[Tensor, ...]) -> Tensor:
         w1, b1, w2, v = cond

@@ -1,0 +1,178 @@
+"""The fast paths compute the same function as the textbook ones (up to float rounding).
+
+- attention with few queries is re-associated ((W_k^T q) . x, W_v (sum p x));
+- networks run on packed valid rows (padding skipped) and scatter back;
+- the decoder's attack keys are re-associated and ``logits_at`` runs the head at one skill;
+- the phase-2 update shares packed tokens and runs the decoder on T+1 rows.
+
+Each test compares against a straightforward reference written here (explicit keys and
+values, full padded tensors, all skills then gather), values and parameter gradients.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hygen.buffers.synthetic import random_episodes
+from hygen.encoders import AttentionActionDecoder
+from hygen.encoders.attention import MultiHeadSelfAttention, pack_rows
+from hygen.entities import obs_entities
+from hygen.learners.hygen import HyGenLearner, _shift_last_actions
+from hygen.losses import alive_agents, consistency_loss, td_loss, vae_loss, weighted_nll
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def textbook_attention(att: MultiHeadSelfAttention, xq, kv_src):
+    """softmax(Q K^T / sqrt(d_h)) V per head with K, V formed explicitly, heads concatenated."""
+    N, Eq, d = xq.shape
+    h, dh = att.n_heads, d // att.n_heads
+    q = att.q(xq).view(N, Eq, h, dh).transpose(1, 2)
+    k, v = att.kv(kv_src).view(N, -1, 2, h, dh).permute(2, 0, 3, 1, 4)
+    p = torch.softmax(q @ k.transpose(-1, -2) / dh ** 0.5, -1)
+    return att.out((p @ v).transpose(1, 2).reshape(N, Eq, d))
+
+
+def _grads(module) -> dict[str, torch.Tensor]:
+    out = {k: p.grad.clone() for k, p in module.named_parameters() if p.grad is not None}
+    module.zero_grad(set_to_none=True)
+    return out
+
+
+def _assert_grads_close(a: dict, b: dict, rtol: float = 1e-4):
+    assert a.keys() == b.keys()
+    for k, ga in a.items():
+        scale = max(ga.abs().max().item(), b[k].abs().max().item(), 1e-6)
+        assert (ga - b[k]).abs().max().item() <= rtol * scale + 1e-7, k
+
+
+# (local trunk: 1 query of 19 entities; a small map; the global encoder: 9 allies of 19 entities)
+@pytest.mark.parametrize("n_query,n_kv,kv_in,d", [(1, 19, 24, 64), (1, 4, 24, 64), (9, 19, 20, 128)])
+def test_reassociated_attention_equals_textbook(n_query, n_kv, kv_in, d):
+    att = MultiHeadSelfAttention(d, 4, kv_in=kv_in)
+    assert att.reassociate(n_query, n_kv)  # the fast path is the one under test
+    xq = torch.randn(7, n_query, d, requires_grad=True)
+    kv = torch.randn(7, n_kv, kv_in, requires_grad=True)
+    fast = att(xq, kv)
+    w = torch.randn_like(fast)
+    (fast * w).sum().backward(inputs=[xq, kv, *att.parameters()])
+    g_fast, gx_fast, gkv_fast = _grads(att), xq.grad.clone(), kv.grad.clone()
+    xq.grad = kv.grad = None
+    ref = textbook_attention(att, xq, kv)
+    (ref * w).sum().backward(inputs=[xq, kv, *att.parameters()])
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx_fast, xq.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gkv_fast, kv.grad, rtol=1e-4, atol=1e-5)
+    _assert_grads_close(g_fast, _grads(att))
+
+
+def test_full_query_attention_keeps_the_direct_path():
+    att = MultiHeadSelfAttention(64, 4, kv_in=20)
+    assert not att.reassociate(19, 19)  # the mixer's self-attention: explicit K, V are cheaper
+    x, kv = torch.randn(5, 19, 64), torch.randn(5, 19, 20)
+    torch.testing.assert_close(att(x, kv), textbook_attention(att, x, kv), rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_logits_at_equals_forward_then_gather_with_padding():
+    dec = AttentionActionDecoder(num_skills=4, emb_dim=32, hidden_dim=16)
+    b = random_episodes("5m_vs_6m", 4, lengths=[3, 9, 5, 1], seed=2)
+    obs, last = b.obs[:, :-1], _shift_last_actions(b.actions_onehot)[:, :-1]
+    valid = b.mask[..., 0] > 0
+    skills = torch.randint(0, 4, valid.shape + (5,))
+    idx = skills[..., None, None].expand(*skills.shape, 1, 12)
+
+    full, _ = dec(obs, last, "5m_vs_6m")  # no padding skipped: every row computed
+    ref = full.gather(-2, idx).squeeze(-2)
+    w = torch.randn_like(ref) * valid[..., None, None]
+    (ref * w).sum().backward()
+    g_ref = _grads(dec)
+
+    tokens = obs_entities(pack_rows(obs, valid), "5m_vs_6m", pack_rows(last, valid))
+    at, _ = dec.logits_at(obs, last, "5m_vs_6m", skills, valid=valid, tokens=tokens)
+    assert at.shape == (4, 9, 5, 12)
+    torch.testing.assert_close(at[valid], ref[valid], rtol=1e-5, atol=1e-5)
+    assert at[~valid].abs().sum() == 0  # padding is not computed
+    (at * w).sum().backward()
+    _assert_grads_close(_grads(dec), g_ref)
+
+
+def _reference_policy_loss(lr: HyGenLearner, b, ratio: float) -> torch.Tensor:
+    """Eq. 6 + refinement as written before the fast paths: padded tensors, every network on
+    every row, the decoder's logits for all skills on the T transition rows."""
+    m, mask, onehot = b.map_name, b.mask, b.actions_onehot
+    last = _shift_last_actions(onehot)
+    actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
+    agent_mask = alive_agents(avail, mask)
+    with torch.no_grad():
+        global_logits = lr.global_encoder(b.state[:, :-1], onehot[:, :-1], m)
+        data_skills = global_logits.argmax(-1)
+    qs, local_logits, _ = lr.q_net(b.obs, last, m)
+    with torch.no_grad():
+        next_q = lr.target_q_net(b.obs, last, m)[0][:, 1:]
+        next_max = next_q.max(-1).values
+        target_next = lr.target_mixer(next_max, b.state[:, 1:], m)
+    cond = lr.mixer.condition(b.state[:, :-1], m)
+    chosen = qs[:, :-1].gather(-1, data_skills.unsqueeze(-1)).squeeze(-1)
+    l_td, _ = td_loss(lr.mixer.mix(chosen, cond), target_next, b.reward[:, :-1], b.terminated[:, :-1], mask,
+                      lr.gamma)
+    l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)
+    logsumexp = torch.logsumexp(qs[:, :-1], -1)
+    l_cql = ((logsumexp - chosen) * agent_mask).sum() / agent_mask.sum()
+    dec_logits, _ = lr.decoder(b.obs[:, :-1], last[:, :-1], m)
+    w = agent_mask * (b.returns / 20.0).clamp(0, 1)[:, None, None]
+    l_ref = weighted_nll(dec_logits, data_skills, actions, avail, w)
+    return l_td + lr.alpha * l_c + lr.conservative.coefficient(ratio) * l_cql + l_ref
+
+
+def _reference_skill_loss(lr: HyGenLearner, b) -> torch.Tensor:
+    onehot = b.actions_onehot
+    avail = b.avail_actions[:, :-1]
+    skill_logits = lr.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name)
+    dec_logits, _ = lr.decoder(b.obs[:, :-1], _shift_last_actions(onehot)[:, :-1], b.map_name)
+    return vae_loss(dec_logits, skill_logits, b.actions[:, :-1, :, 0], avail, alive_agents(avail, b.mask),
+                    lr.beta)[0]
+
+
+@pytest.mark.parametrize("phase", ["skill_discovery", "policy"])
+def test_update_losses_and_gradients_equal_the_textbook_computation(phase, monkeypatch):
+    lr = HyGenLearner(maps=["5m_vs_6m"])
+    with torch.no_grad():  # a target network that differs from the online one
+        for p in lr.target_q_net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    b = random_episodes("5m_vs_6m", 5, lengths=[4, 17, 9, 2, 12], seed=3)
+    b.n_offline = 3
+    modules = {"global_encoder": lr.global_encoder, "q_net": lr.q_net, "decoder": lr.decoder, "mixer": lr.mixer}
+
+    fast = lr._skill_discovery_loss(b)[0] if phase == "skill_discovery" else lr._policy_loss(b, 0.6)[0]
+    fast.backward()
+    g_fast = {k: _grads(mod) for k, mod in modules.items()}
+
+    monkeypatch.setattr(MultiHeadSelfAttention, "reassociate", lambda self, nq, nkv: False)  # explicit K, V
+    ref = _reference_skill_loss(lr, b) if phase == "skill_discovery" else _reference_policy_loss(lr, b, 0.6)
+    ref.backward()
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+    for k, mod in modules.items():
+        _assert_grads_close(g_fast[k], _grads(mod))
+    assert g_fast["decoder"] and g_fast["q_net" if phase == "policy" else "global_encoder"]  # something was trained
+
+
+def test_acting_is_unchanged_by_the_fast_head():
+    lr = HyGenLearner(maps=["3m"])
+    ctl = lr.controller()
+    b = random_episodes("3m", 3, lengths=[6, 6, 6], seed=4)
+    st = ctl.initial_state("3m", 3)
+    last = torch.zeros(3, 3, 9)
+    dec_h = None
+    for t in range(5):
+        actions, st_new = ctl.act("3m", b.obs[:, t], b.avail_actions[:, t], st, 0.0)
+        logits, dec_h = lr.decoder(b.obs[:, t:t + 1], last[:, None], "3m", dec_h)
+        ref = logits[:, 0].gather(-2, st_new["skill"][..., None, None].expand(3, 3, 1, 9)).squeeze(-2)
+        ref = ref.masked_fill(~b.avail_actions[:, t].bool(), float("-inf")).argmax(-1)
+        assert torch.equal(actions, ref)
+        last = F.one_hot(actions, 9).float()
+        st = st_new
