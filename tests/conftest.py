@@ -26,6 +26,14 @@ def real_3m_path() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def fixed_seed():
+    """Each test starts from the same RNG state, whatever ran before it."""
+    from hygen.utils import seed_everything
+
+    seed_everything(0)
+
+
+@pytest.fixture(autouse=True)
 def clean_gin():
     from hygen import config
 

@@ -79,6 +79,9 @@ class RandomController:
 @pytest.mark.slow
 def test_qmix_learns_3m_above_random(tmp_path, monkeypatch):
     monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    from hygen.utils import seed_everything
+
+    seed_everything(0)  # network init must not depend on which tests ran before
     learner = QMIXLearner(["3m"])
     random_wr = Runner("3m", num_envs=8, seed=7).evaluate(RandomController(), 64)["win_rate"]
     trainer = Trainer(run_dir=RunDir(tmp_path), seed=0, device="cpu", learner=learner, source_maps=["3m"],
