@@ -141,6 +141,7 @@ class Trainer:
         self.wall_time = 0.0
         self.evals: list[dict] = []
         self._last_metrics: dict[str, float] = {}
+        self._restored = False  # restore() ran (run() does it once when the caller did not)
         self._online_stats: dict[str, list] = {}  # per map since the last log: episodes, wins, return sum, eps
 
     # ------------------------------------------------------------------ data
@@ -178,7 +179,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
         """Train (or continue training) to the end; returns the results dict (also results.json)."""
-        self.restore()
+        if not self._restored:
+            self.restore()
         bar = self.run_dir.progress(self.total_steps, initial=self.step, desc="train")
         controller = self.learner.controller()
         t0 = time.perf_counter() - self.wall_time
@@ -359,6 +361,7 @@ class Trainer:
         from hygen.rundir import CheckpointError
         from hygen.utils import set_rng_state
 
+        self._restored = True
         ckpt = self.run_dir.load_checkpoint(map_location=self.device)
         if ckpt is None:
             return False

@@ -96,3 +96,17 @@ def test_phase2_raises_3m_win_rate_above_phase1(tmp_path):
     phase2 = [w for step, w in evals.items() if step > skill_steps]
     print(f"3m win rate: untrained {evals[0]:.2f}, after phase 1 {after_phase1:.2f}, phase 2 evaluations {phase2}")
     assert sum(phase2) / len(phase2) >= after_phase1 + 0.2, evals
+
+
+def test_changed_config_on_resume(data_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(data_root, run)) == 0
+    before = (run / "config.gin").read_text()
+    # Refused (another model): the run keeps its config and still resumes without --gin_file.
+    assert main(train_args(data_root, run, "--gin_param", "NUM_SKILLS = 3")) == 2
+    assert (run / "config.gin").read_text() == before
+    assert main(["train", "--run_dir", str(run), "--device", "cpu"]) == 0
+    # Accepted (a longer run of the same model): the earlier config is kept beside it.
+    assert main(train_args(data_root, run, "--gin_param", "POLICY_STEPS = 4")) == 0
+    assert (run / "config.previous-1.gin").read_text() == before
+    assert json.loads((run / "results.json").read_text())["steps"] == 7

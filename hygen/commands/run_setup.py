@@ -20,6 +20,12 @@ class RunContext:
     device: torch.device
     generator: torch.Generator
     resumed: bool
+    previous_config: Path | None = None  # the config this run had before, when this call changed it
+
+    def restore_previous_config(self) -> None:
+        """Put the run's earlier config back (after the changed one was refused)."""
+        if self.previous_config is not None:
+            self.previous_config.replace(self.run_dir.path / "config.gin")
 
 
 def default_run_dir(args: argparse.Namespace) -> Path:
@@ -44,7 +50,12 @@ def setup_run(args: argparse.Namespace) -> RunContext:
         gin_files = [stored]
     config_str = parse_config(gin_files, args.gin_param)
     run_dir = RunDir(run_path)
+    previous = None
+    if resumed and stored.read_text() != config_str:
+        # A changed config on resume (e.g. more steps) is allowed; keep what was used before.
+        previous = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
+        stored.rename(previous)
     run_dir.write_config(config_str)
     run_dir.write_meta(seed=args.seed, gin_files=[str(f) for f in gin_files], gin_params=list(args.gin_param))
     generator = seed_everything(args.seed)
-    return RunContext(run_dir, args.seed, resolve_device(args.device), generator, resumed)
+    return RunContext(run_dir, args.seed, resolve_device(args.device), generator, resumed, previous)

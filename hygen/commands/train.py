@@ -26,9 +26,15 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     ctx = setup_run(args)  # bad configs fail here, before anything is built
+    from hygen.rundir import CheckpointError
     from hygen.trainer import Trainer
 
-    trainer = Trainer(run_dir=ctx.run_dir, seed=ctx.seed, device=ctx.device)
+    try:
+        trainer = Trainer(run_dir=ctx.run_dir, seed=ctx.seed, device=ctx.device)
+        trainer.restore()  # a checkpoint that does not fit this config fails here, before any work
+    except CheckpointError:
+        ctx.restore_previous_config()
+        raise
     ctx.run_dir.write_config(gin.operative_config_str(), name="operative_config.gin")
     results = trainer.run()
     ctx.run_dir.write_config(gin.operative_config_str(), name="operative_config.gin")
