@@ -37,7 +37,7 @@ import torch
 
 from hygen.buffers import EpisodeBatch, read_episodes, validate_file, write_episodes
 from hygen.envs import get_map
-from hygen.runner import LinearEpsilon, Runner
+from hygen.runner import Runner
 
 __all__ = ["QUALITIES", "CollectError", "HeuristicController", "choose_medium_snapshot", "collect_map",
            "write_manifest"]
@@ -159,8 +159,12 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
                 seed: int = 0, device: str | torch.device = "cpu", num_envs: int = 32,
                 qmix_steps: int = 20_000, qmix_eval_every: int = 500, buffer_size: int = 5000,
                 calibration_episodes: int = 64, log: Callable[[str], None] = print,
-                trainer_kwargs: dict | None = None) -> dict:
-    """Write the four qualities for one map; returns the manifest entry {quality: stats}."""
+                trainer_kwargs: dict | None = None, config: dict | None = None) -> dict:
+    """Write the four qualities for one map; returns the manifest entry {quality: stats}.
+
+    trainer_kwargs: Trainer arguments for QMIX training (others come from gin bindings, e.g.
+    configs/qmix_tuned.gin); config: what produced them (gin files/params), kept in collect.json.
+    """
     from hygen.utils import seed_everything
 
     get_map(map_name)
@@ -174,6 +178,8 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
         raise CollectError(f"{meta_path}: this map was collected with --policy {meta.get('policy')}; "
                            f"remove {data_root / map_name} to recollect with --policy {policy}")
     meta.update(policy=policy, map=map_name, episodes=episodes, seed=seed)
+    if config and policy == "qmix":
+        meta["qmix_config"] = dict(config)
 
     all_done = all(_is_done(part_path(data_root, map_name, q), map_name, None) for q in QUALITIES)
     if all_done and "qualities" in meta:
@@ -319,11 +325,14 @@ def _qmix_sources(map_name, data_root, episodes, seed, device, num_envs, steps, 
 
     folder = data_root / "_runs" / map_name
     cb = _SnapshotLog(folder)
+    # epsilon, episodes per update and the learner's hyperparameters come from gin (qmix.gin
+    # defaults = PyMARL's; configs/qmix_tuned.gin = pymarl2's)
     kwargs = {"num_envs": 8, "buffer_size": buffer_size, "eval_every": eval_every,
-              "checkpoint_every": eval_every, "epsilon": LinearEpsilon(1.0, 0.05, 50_000)}
+              "checkpoint_every": eval_every}
     kwargs.update(trainer_kwargs)
     trainer = Trainer(run_dir=RunDir(folder / "qmix"), seed=seed, device=device, learner=QMIXLearner,
-                      source_maps=[map_name], phases=[Phase("online", steps)], callbacks=[cb], **kwargs)
+                      source_maps=[map_name], eval_maps=[map_name], phases=[Phase("online", steps)],
+                      callbacks=[cb], **kwargs)
     log(f"{map_name}: training QMIX for {steps} updates in {folder / 'qmix'} (resumes if killed)")
     results = trainer.run()
     # the untrained policy's snapshot (step 0) had collected nothing, so it has no replay to offer

@@ -89,7 +89,28 @@ def _explain(e: Exception) -> str:
         close = difflib.get_close_matches(m.group(1).split(".")[-1], _known_configurables(), n=3)
         if close:
             msg += f" (did you mean: {', '.join(close)}?)"
+    m = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", msg)
+    if m:
+        params = _parameters_of(m.group(1))
+        close = difflib.get_close_matches(m.group(2), params, n=3)
+        hint = (f" (did you mean: {', '.join(close)}?)" if close
+                else f" (its parameters: {', '.join(params)})" if params else "")
+        first, _, rest = msg.partition("\n")
+        msg = first + hint + ("\n" + rest if rest else "")
     return msg
+
+
+def _parameters_of(name: str) -> list[str]:
+    """Parameter names of a registered configurable (for suggestions only)."""
+    import inspect
+
+    registry = getattr(gin.config, "_REGISTRY", None)
+    try:
+        fn = registry.get_match(name).wrapped
+        fn = fn.__init__ if inspect.isclass(fn) else fn
+        return [p for p in inspect.signature(fn).parameters if p not in ("self", "args", "kwargs")]
+    except Exception:  # noqa: BLE001  (private API: no suggestion rather than a crash)
+        return []
 
 
 def parse_config(gin_files=(), gin_params=()) -> str:

@@ -10,6 +10,9 @@ A run is a list of :class:`Phase` s. In each step of a phase the trainer
 4. syncs target networks every ``target_update_every`` steps, evaluates every
    ``eval_every`` steps (and at the end) on the eval maps, logs, checkpoints.
 
+With ``stop_win_rate`` bound, the run ends early once an evaluation's mean source win
+rate reaches it (dataset collection trains QMIX "to expert level", not for a fixed budget).
+
 Step convention: ``step`` counts learner updates (optimizer steps), summed over phases;
 the paper's "15k steps of phase 1, 35k of phase 2" are bound as Phase(steps=...) in these
 units. (The public HyGen code's ``t_env`` adds 1 per train task per update, so its
@@ -85,7 +88,8 @@ class Trainer:
                  epsilon: LinearEpsilon | None = None, target_update_every: int = 200,
                  eval_every: int = 1000, eval_episodes: int = 32, checkpoint_every: int = 1000,
                  log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
-                 offline_episodes: int | None = 2000, num_threads: int | None = None, callbacks=()):
+                 offline_episodes: int | None = 2000, num_threads: int | None = None,
+                 stop_win_rate: float | None = None, callbacks=()):
         from hygen.envs import get_map
         from hygen.rundir import RunDir
         from hygen.utils import resolve_device
@@ -117,6 +121,10 @@ class Trainer:
         self.target_update_every, self.eval_every = int(target_update_every), int(eval_every)
         self.eval_episodes, self.checkpoint_every = int(eval_episodes), int(checkpoint_every)
         self.log_every = int(log_every)
+        if stop_win_rate is not None and not 0.0 < float(stop_win_rate) <= 1.0:
+            raise TrainerError(f"Trainer.stop_win_rate must be in (0, 1] or None, got {stop_win_rate}")
+        # early stop (e.g. dataset collection: train QMIX until it is an expert, not for a fixed budget)
+        self.stop_win_rate = None if stop_win_rate is None else float(stop_win_rate)
         self.callbacks = list(callbacks)
 
         # a class or factory (gin: `Trainer.learner = @QMIXLearner`) is built here; an instance is used as is
@@ -187,7 +195,7 @@ class Trainer:
         try:
             if not self.evals:  # the untrained policy: the first point of every learning curve
                 self._evaluate(self.phases[0].name if self.phases else "")
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.reached_stop_win_rate():
                 _, phase, t_phase = self._phase_at(self.step)
                 if phase.collect_online:
                     self._collect(controller)
@@ -308,6 +316,13 @@ class Trainer:
         self._write_results()  # partial results survive a kill
         return record
 
+    def reached_stop_win_rate(self) -> bool:
+        """The latest evaluation's mean source win rate reached ``stop_win_rate`` (if bound)."""
+        if self.stop_win_rate is None or not self.evals or self.evals[-1]["step"] == 0:
+            return False  # the untrained policy's evaluation never stops a run
+        wr = self.evals[-1]["win_rate"]
+        return sum(wr[m] for m in self.source_maps) / len(self.source_maps) >= self.stop_win_rate
+
     def _unseen(self) -> list[str]:
         return [m for m in self.eval_maps if m not in self.source_maps]
 
@@ -329,7 +344,8 @@ class Trainer:
             "total_steps": self.total_steps,
             "env_steps": self.env_steps,
             "wall_time_s": round(self.wall_time, 2),
-            "done": self.step >= self.total_steps,
+            "done": self.step >= self.total_steps or self.reached_stop_win_rate(),
+            "stopped_at_win_rate": self.stop_win_rate if self.reached_stop_win_rate() else None,
             "evals": self.evals,
             "final": None if final is None else {
                 "step": final["step"], "win_rate": final["win_rate"], "return_mean": final["return_mean"],

@@ -99,3 +99,28 @@ def test_qmix_collection_tiny(tmp_path, monkeypatch):
     replay = read_episodes(part_path(tmp_path, "3m", "medium-replay"), "3m")
     assert (replay.episode_lengths > 0).all()
     assert not (tmp_path / "_runs" / "3m" / "episode_log").exists()  # temporary log removed
+
+
+def test_qmix_collection_through_the_cli_with_a_gin_config(tmp_path, monkeypatch, capsys):
+    """`hygen collect --gin_file qmix_tuned`: the gin config's learner and episodes-per-update apply,
+    the map being collected (not the config's SOURCE_MAPS) is trained and evaluated, and a typo in
+    a binding is one clear error."""
+    from hygen.cli import main
+
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    base = ["collect", "--map", "4m", "--policy", "qmix", "--data-root", str(tmp_path), "--episodes", "4",
+            "--num-envs", "4", "--qmix-steps", "4", "--qmix-eval-every", "2", "--qmix-stop-win-rate", "0",
+            "--gin_file", "qmix_tuned", "--gin_param", "Trainer.eval_episodes = 4",
+            "--gin_param", "Trainer.batch_size = 8"]
+    assert main(base) == 0
+    meta = json.loads((tmp_path / "4m" / "collect.json").read_text())
+    assert meta["qmix_config"]["gin_files"] == ["qmix_tuned"]
+    hist = meta["qmix"]["history"]
+    assert [h["step"] for h in hist] == [0, 2, 4]
+    # qmix_tuned collects 8 episodes per update (the first update waits for batch_size episodes)
+    assert hist[2]["episodes"] - hist[1]["episodes"] == 2 * 8
+    assert validate_file(part_path(tmp_path, "4m", "expert"), "4m") == ("4m", 4, [])
+    capsys.readouterr()
+    assert main(base[:-2] + ["--gin_param", "QMIXLearner.td_lamda = 0.6", "--data-root", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "td_lamda" in err and "td_lambda" in err  # names the binding and suggests the right one

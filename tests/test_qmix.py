@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hygen.buffers import EpisodeBatch
-from hygen.learners.qmix import QMIXLearner, agent_inputs
+from hygen.learners.qmix import QMIXLearner, agent_inputs, lambda_returns
 from hygen.mixers import QMixer
 from hygen.rundir import RunDir
 from hygen.runner import LinearEpsilon, Runner, epsilon_greedy
@@ -54,6 +54,23 @@ def test_update_matches_hand_computed_td_target():
         expected = ((learner.mixer(chosen, batch.state[:, :1]) - batch.reward[:, :1]) ** 2).mean()
     metrics = learner.update({"3m": batch}, 0, "online")
     assert metrics["loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_lambda_returns_match_hand_computation():
+    # episode 0: 3 steps, terminated at t=2, one padded step; episode 1: 2 steps of data, not terminated
+    r = torch.tensor([[1.0, 2.0, 3.0, 0.0], [1.0, 2.0, 0.0, 0.0]])[..., None]
+    d = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])[..., None]
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])[..., None]
+    v = torch.tensor([[10.0, 20.0, 30.0, 40.0], [10.0, 20.0, 30.0, 40.0]])[..., None]
+    one_step = lambda_returns(r, d, m, v, 0.5, 0.0)[..., 0]
+    assert torch.allclose(one_step[0, :3], torch.tensor([6.0, 12.0, 3.0]))
+    half = lambda_returns(r, d, m, v, 0.5, 0.5)[..., 0]
+    # G2 = 3; G1 = 2 + .5 (.5*20 + .5*3) = 7.75; G0 = 1 + .5 (.5*10 + .5*7.75) = 5.4375
+    assert torch.allclose(half[0, :3], torch.tensor([5.4375, 7.75, 3.0]))
+    mc = lambda_returns(r, d, m, v, 0.5, 1.0)[..., 0]
+    assert torch.allclose(mc[0, :3], torch.tensor([2.75, 3.5, 3.0]))  # Monte Carlo return
+    # no data after t=1: bootstrap from V of row 2 (20), then G0 = 1 + .5 * 12
+    assert torch.allclose(mc[1, :2], torch.tensor([7.0, 12.0]))
 
 
 def test_state_dict_round_trip_and_wrong_map():

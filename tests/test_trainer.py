@@ -155,3 +155,25 @@ def test_qmix_gin_config_trains_through_the_cli(tmp_path):
     assert "QMIXLearner.lr = 0.0005" in (run / "operative_config.gin").read_text()
     assert main(["train", "--gin_file", "qmix", "--run_dir", str(tmp_path / "bad"),
                  "--gin_param", "SOURCE_MAPS = ['3m', '5m']"]) == 2  # QMIX is single-task: clear error
+
+
+def test_stop_win_rate_ends_the_run_and_a_rerun_does_not_train_on(tmp_path, monkeypatch):
+    """An evaluation at or above Trainer.stop_win_rate ends training early, except the untrained one."""
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    scripted = {0: 1.0, 10: 0.5, 20: 0.96}  # step -> mean win rate the fake evaluation reports
+
+    def fake_evaluate(self):
+        wr = scripted.get(self.step, 0.0)
+        return {m: {"win_rate": wr, "return_mean": 0.0, "episode_length_mean": 1.0} for m in self.eval_maps}
+
+    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    learner = FakeLearner(("3m",))
+    res = make_trainer(tmp_path, learner, [Phase("online", 50)], stop_win_rate=0.95).run()
+    assert res["steps"] == 20 and len(learner.calls) == 20
+    assert [e["step"] for e in res["evals"]] == [0, 10, 20]
+    assert res["done"] is True and res["stopped_at_win_rate"] == 0.95
+    again = FakeLearner(("3m",))
+    res2 = make_trainer(tmp_path, again, [Phase("online", 50)], stop_win_rate=0.95).run()
+    assert again.calls == [] and res2["steps"] == 20  # resumed at the stop, nothing more to do
+    with pytest.raises(TrainerError, match="stop_win_rate"):
+        make_trainer(tmp_path / "bad", FakeLearner(("3m",)), [Phase("online", 5)], stop_win_rate=1.5)

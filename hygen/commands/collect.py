@@ -36,6 +36,17 @@ def add_arguments(parser) -> None:
                         help="QMIX training updates (one online episode each; default: 20000)")
     parser.add_argument("--qmix-eval-every", type=int, default=500,
                         help="updates between QMIX snapshots/evaluations (default: 500)")
+    parser.add_argument("--qmix-stop-win-rate", type=float, default=0.95,
+                        help="stop QMIX training once a test win rate reaches this (default 0.95; "
+                             "0 = always train --qmix-steps updates)")
+    parser.add_argument("--qmix-episodes-per-update", type=int, default=None,
+                        help="online episodes collected per QMIX update (default: the gin binding "
+                             "Trainer.episodes_per_step, 1 = PyMARL's episode runner)")
+    parser.add_argument("--gin_file", action="append", default=[], metavar="FILE",
+                        help="gin config for the QMIX learner and trainer, e.g. qmix_tuned (repeatable); "
+                             "the flags above override its Trainer bindings")
+    parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
+                        help="gin binding, e.g. 'QMIXLearner.td_lambda = 0.6' (repeatable)")
     parser.add_argument("--buffer-size", type=int, default=5000,
                         help="QMIX replay buffer, episodes = size of medium-replay (default: 5000)")
     parser.add_argument("--num-envs", type=int, default=32, help="parallel environments when collecting")
@@ -55,15 +66,30 @@ def run(args) -> int:
         get_map(m)  # unknown names fail before any work
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {args.episodes}")
+    if not 0.0 <= args.qmix_stop_win_rate <= 1.0:
+        raise ValueError(f"--qmix-stop-win-rate must be in [0, 1], got {args.qmix_stop_win_rate}")
+    if args.qmix_episodes_per_update is not None and args.qmix_episodes_per_update <= 0:
+        raise ValueError(f"--qmix-episodes-per-update must be positive, got {args.qmix_episodes_per_update}")
     import torch
 
+    if args.gin_file or args.gin_param:
+        if args.policy != "qmix":
+            raise ValueError("--gin_file/--gin_param configure QMIX; they have no effect with --policy heuristic")
+        from hygen.config import parse_config
+
+        parse_config(args.gin_file, args.gin_param)  # strict: a typo names the file or binding
+    trainer_kwargs = {"stop_win_rate": args.qmix_stop_win_rate or None}
+    if args.qmix_episodes_per_update is not None:
+        trainer_kwargs["episodes_per_step"] = args.qmix_episodes_per_update
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)
     seed_everything(args.seed)
     for m in maps:
         entry = collect_map(m, args.data_root, policy=args.policy, episodes=args.episodes, seed=args.seed,
                             device=device, num_envs=args.num_envs, qmix_steps=args.qmix_steps,
-                            qmix_eval_every=args.qmix_eval_every, buffer_size=args.buffer_size)
+                            qmix_eval_every=args.qmix_eval_every, buffer_size=args.buffer_size,
+                            trainer_kwargs=trainer_kwargs,
+                            config={"gin_files": list(args.gin_file), "gin_params": list(args.gin_param)})
         jpath, mpath = write_manifest(args.data_root, {m: entry})
     print(mpath.read_text())
     print(f"manifest: {jpath}")

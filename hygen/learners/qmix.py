@@ -61,6 +61,28 @@ def agent_inputs(obs: Tensor, last_actions_onehot: Tensor) -> Tensor:
     return torch.cat([obs, last_actions_onehot.to(obs.dtype), ids], dim=-1)
 
 
+def lambda_returns(reward: Tensor, terminated: Tensor, mask: Tensor, next_v: Tensor, gamma: float,
+                   td_lambda: float) -> Tensor:
+    """TD(lambda) targets, all [B, T, 1] (next_v[:, t] values the row after step t):
+
+        G_t = r_t + gamma * (1 - d_t) * ((1 - lambda) * V_{t+1} + lambda * G_{t+1}),
+
+    where G_{t+1} is replaced by V_{t+1} when step t+1 is not a real transition (end of data).
+    lambda = 0 is the one-step target r_t + gamma * (1 - d_t) * V_{t+1}.
+    """
+    one_step = reward + gamma * (1.0 - terminated) * next_v
+    if td_lambda == 0.0:
+        return one_step
+    out = torch.empty_like(one_step)
+    g_next = next_v[:, -1]
+    for t in range(reward.shape[1] - 1, -1, -1):  # backwards over time, batched over episodes
+        out[:, t] = reward[:, t] + gamma * (1.0 - terminated[:, t]) * (
+            (1.0 - td_lambda) * next_v[:, t] + td_lambda * g_next)
+        if t > 0:  # the return from row t, or V_t where step t holds no data
+            g_next = mask[:, t] * out[:, t] + (1.0 - mask[:, t]) * next_v[:, t - 1]
+    return out
+
+
 class QMIXController:
     """Acting with the live agent network: ONE forward pass for all environments."""
 
@@ -93,7 +115,8 @@ class QMIXLearner:
     def __init__(self, maps, device: str | torch.device = "cpu", hidden_dim: int = 64,
                  mixing_embed_dim: int = 32, hypernet_embed: int = 64, lr: float = 5e-4,
                  optim_alpha: float = 0.99, optim_eps: float = 1e-5, gamma: float = 0.99,
-                 grad_norm_clip: float = 10.0, double_q: bool = True):
+                 grad_norm_clip: float = 10.0, double_q: bool = True, optimizer: str = "rmsprop",
+                 td_lambda: float = 0.0):
         from hygen.envs import get_map
 
         maps = [maps] if isinstance(maps, str) else list(maps)
@@ -103,14 +126,22 @@ class QMIXLearner:
         info = get_map(self.map_name).env_info
         self.n_agents, self.n_actions = info["n_agents"], info["n_actions"]
         self.device = torch.device(device)
+        if optimizer not in ("rmsprop", "adam"):
+            raise ValueError(f"QMIXLearner.optimizer must be 'rmsprop' or 'adam', got {optimizer!r}")
+        if not 0.0 <= td_lambda <= 1.0:
+            raise ValueError(f"QMIXLearner.td_lambda must be in [0, 1], got {td_lambda}")
         self.gamma, self.grad_norm_clip, self.double_q = gamma, grad_norm_clip, double_q
+        self.td_lambda = float(td_lambda)
         in_dim = info["obs_shape"] + self.n_actions + self.n_agents
         self.agent = RNNAgent(in_dim, self.n_actions, hidden_dim).to(self.device)
         self.mixer = QMixer(self.n_agents, info["state_shape"], mixing_embed_dim, hypernet_embed).to(self.device)
         self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.params = list(self.agent.parameters()) + list(self.mixer.parameters())
-        self.optimizer = torch.optim.RMSprop(self.params, lr=lr, alpha=optim_alpha, eps=optim_eps)
+        if optimizer == "adam":  # pymarl2 (Hu et al. 2021)
+            self.optimizer = torch.optim.Adam(self.params, lr=lr)
+        else:  # PyMARL
+            self.optimizer = torch.optim.RMSprop(self.params, lr=lr, alpha=optim_alpha, eps=optim_eps)
         self._controller = QMIXController(self.agent, self.map_name, self.n_agents, self.n_actions)
 
     def controller(self) -> QMIXController:
@@ -142,7 +173,8 @@ class QMIXLearner:
                 target_max = target_q.gather(3, best).squeeze(3)
             else:
                 target_max = target_q.max(3).values
-            y = reward + self.gamma * (1.0 - terminated) * self.target_mixer(target_max, state[:, 1:])
+            next_v = self.target_mixer(target_max, state[:, 1:])  # Q_tot^-(s_{t+1}, greedy a'), [B, T, 1]
+            y = lambda_returns(reward, terminated, mask, next_v, self.gamma, self.td_lambda)
         q_tot = self.mixer(chosen, state[:, :-1])
         td = (q_tot - y) * mask
         loss = td.pow(2).sum() / mask.sum().clamp(min=1.0)  # masked mean squared TD error
