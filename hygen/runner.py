@@ -34,7 +34,8 @@ __all__ = [
 
 @runtime_checkable
 class Controller(Protocol):
-    """What the runner needs from a policy. Exploration happens inside ``act``."""
+    """What the runner needs from a policy. Exploration happens inside ``act``. Optional:
+    ``observe_reward(agent_state, reward)`` is called after every env step (BC-r)."""
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
         """Recurrent state (hidden, last action, ...) of a fresh episode; leading dim num_envs."""
@@ -203,6 +204,7 @@ class Runner:
         actions, new_state = controller.act(self.map_name, self.obs, self.avail, self.agent_state,
                                             epsilon, self.generator)
         out = self.env.step(actions)
+        new_state = _observe_reward(controller, new_state, out.reward)
         reset = out.reset_mask.bool()
         stepped = (~reset).nonzero(as_tuple=True)[0]
         if stepped.numel():
@@ -314,6 +316,7 @@ class Runner:
                 actions, agent_state = controller.act(self.map_name, obs, avail.bool(), agent_state, 0.0,
                                                       self.generator)
                 out = env.step(actions)
+                agent_state = _observe_reward(controller, agent_state, out.reward)
                 live = running & ~out.reset_mask.bool()
                 ret += torch.where(live, out.reward.float(), torch.zeros_like(ret))
                 length += live.long()
@@ -352,6 +355,13 @@ def _bind(controller, env) -> None:
     bind = getattr(controller, "bind_env", None)
     if bind is not None:
         bind(env)
+
+
+def _observe_reward(controller, agent_state: dict[str, Tensor], reward: Tensor) -> dict[str, Tensor]:
+    """Controllers that condition on the rewards received (BC-r's return-to-go) define
+    ``observe_reward(agent_state, reward [E]) -> agent_state``; others are left alone."""
+    observe = getattr(controller, "observe_reward", None)
+    return agent_state if observe is None else observe(agent_state, reward)
 
 
 def make_episode_batch(fields: dict[str, Tensor], map_name: str, won: Tensor | None = None):

@@ -26,12 +26,20 @@ class AttentionActionDecoder(ActionDecoder):
     K skills (phase 1 takes the exact expectation over q(z | s, a, i)); ``logits_at`` runs
     the head at one skill per agent (acting, phase-2 refinement).
     Unavailable actions are masked by the caller (``masked_log_softmax``).
+
+    ``return_conditioned=True`` (BC-r, Decision-Transformer-like): the return-to-go R_t
+    (``rtg`` [B, T, 1], divided by ``return_scale``) enters the context the way the skill
+    does, ctx += W_R R_t / return_scale; acting starts from ``target_return`` and subtracts
+    each reward received (HyGenController). Off by default (then no extra parameters).
     """
 
-    def __init__(self, num_skills: int = 4, emb_dim: int = 64, n_heads: int = 4, hidden_dim: int = 64):
+    def __init__(self, num_skills: int = 4, emb_dim: int = 64, n_heads: int = 4, hidden_dim: int = 64,
+                 return_conditioned: bool = False, target_return: float = 20.0, return_scale: float = 20.0):
         super().__init__()
         self.num_skills = num_skills
         self.hidden_dim = hidden_dim
+        self.return_conditioned = bool(return_conditioned)
+        self.target_return, self.return_scale = float(target_return), float(return_scale)
         self.trunk = EntityGRUTrunk(OBS_TOKEN_DIM, emb_dim, n_heads, hidden_dim)
         self.ctx = nn.Sequential(nn.Linear(hidden_dim + emb_dim, hidden_dim), nn.ReLU(),
                                  nn.Linear(hidden_dim, hidden_dim))
@@ -39,19 +47,21 @@ class AttentionActionDecoder(ActionDecoder):
         self.basic = nn.Linear(hidden_dim, N_BASIC_ACTIONS)
         self.enemy_key = nn.Sequential(nn.Linear(OBS_TOKEN_DIM, emb_dim // 2), nn.ReLU(),
                                        nn.Linear(emb_dim // 2, hidden_dim))
+        if self.return_conditioned:  # made last: the default decoder's parameters and RNG draws are unchanged
+            self.rtg_emb = nn.Linear(1, hidden_dim)
 
     def forward(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
                 hidden: Tensor | None = None, valid: Tensor | None = None,
-                tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._run(obs, last_actions_onehot, map_name, None, hidden, valid, tokens)
+                tokens: Tensor | None = None, rtg: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._run(obs, last_actions_onehot, map_name, None, hidden, valid, tokens, rtg)
 
     def logits_at(self, obs: Tensor, last_actions_onehot: Tensor, map_name: str, skills: Tensor,
                   hidden: Tensor | None = None, valid: Tensor | None = None,
-                  tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                  tokens: Tensor | None = None, rtg: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Logits at one skill per agent (skills [B, T, n]): the head runs for that skill only."""
-        return self._run(obs, last_actions_onehot, map_name, skills, hidden, valid, tokens)
+        return self._run(obs, last_actions_onehot, map_name, skills, hidden, valid, tokens, rtg)
 
-    def _run(self, obs, last_actions_onehot, map_name, skills, hidden, valid, tokens):
+    def _run(self, obs, last_actions_onehot, map_name, skills, hidden, valid, tokens, rtg=None):
         """Trunk on the valid rows, head on the valid rows, result scattered to [B, T, ...]."""
         B, T = obs.shape[:2]
         m = get_map(map_name).n_enemies
@@ -61,6 +71,13 @@ class AttentionActionDecoder(ActionDecoder):
             tokens = pack_rows(tokens, valid)
         own, h_seq, h_last = self.trunk(tokens, hidden, valid, shape=(B, T))  # own [N, n, d]
         ctx = self.ctx(torch.cat([pack_rows(h_seq, valid), own], -1))  # [N, n, H]
+        if self.return_conditioned != (rtg is not None):
+            raise ValueError("AttentionActionDecoder: " + (
+                "return_conditioned=True needs rtg, the return-to-go [B, T, 1] (BC-r trains phase 1 only, "
+                "see configs/bc_r.gin; HyGen's phase-2 refinement does not pass it)" if rtg is None else
+                "got rtg, but AttentionActionDecoder.return_conditioned is False"))
+        if rtg is not None:  # the team's return-to-go, the same for every agent: [N, 1, H]
+            ctx = ctx + self.rtg_emb(pack_rows(rtg, valid) / self.return_scale).unsqueeze(-2)
         if skills is None:
             ctx = ctx.unsqueeze(-2) + self.skill_emb.weight  # [N, n, K, H]
         else:
@@ -86,6 +103,14 @@ class AttentionActionDecoder(ActionDecoder):
         basic, c, c0 = out.split([N_BASIC_ACTIONS, lin2.in_features, 1], -1)
         attack = c @ r.transpose(-1, -2) + c0  # [N, n, K, m]
         return torch.cat([basic, attack], -1)
+
+
+def returns_to_go(reward: Tensor, mask: Tensor) -> Tensor:
+    """R_t = sum_{t' >= t} r_t' within each episode (Decision Transformer's return-to-go).
+
+    reward, mask [B, T, 1] (transition rows) -> [B, T, 1], 0 on padding rows."""
+    r = reward * mask
+    return r.flip(1).cumsum(1).flip(1) * mask
 
 
 def masked_log_softmax(logits: Tensor, avail: Tensor) -> Tensor:

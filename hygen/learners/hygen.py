@@ -42,6 +42,7 @@ from hygen.encoders import (
     TrajectoryEncoder,
 )
 from hygen.encoders.attention import pack_rows
+from hygen.encoders.decoder import returns_to_go
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
 from hygen.losses import (
@@ -65,7 +66,7 @@ class HyGenConfigError(ValueError):
     """A HyGenLearner binding with a value it cannot use."""
 
 
-def _build(factory, what: str, **kwargs) -> nn.Module | ConservativeLoss:
+def _build(factory, what: str, owner: str = "HyGenLearner", **kwargs) -> nn.Module | ConservativeLoss:
     """Gin passes a class (``@X``) or an instance (``@X()``); build the former with kwargs."""
     if isinstance(factory, type):
         return factory(**kwargs)
@@ -73,7 +74,18 @@ def _build(factory, what: str, **kwargs) -> nn.Module | ConservativeLoss:
         return factory
     if callable(factory):
         return factory(**kwargs)
-    raise HyGenConfigError(f"HyGenLearner.{what}: expected a class or an instance, got {factory!r}")
+    raise HyGenConfigError(f"{owner}.{what}: expected a class or an instance, got {factory!r}")
+
+
+def _return_conditioned(decoder) -> bool:
+    return bool(getattr(decoder, "return_conditioned", False))
+
+
+def _initial_return_to_go(decoder, num_envs: int, device) -> dict[str, Tensor]:
+    """BC-r acts from the decoder's target return ([E, 1]); other decoders need no entry."""
+    if not _return_conditioned(decoder):
+        return {}
+    return {"return_to_go": torch.full((num_envs, 1), decoder.target_return, device=device)}
 
 
 def _shift_last_actions(onehot: Tensor) -> Tensor:
@@ -95,7 +107,8 @@ class HyGenController:
         return {"q_hidden": torch.zeros(num_envs, n, lr.q_net.hidden_dim, device=dev),
                 "dec_hidden": torch.zeros(num_envs, n, lr.decoder.hidden_dim, device=dev),
                 "last_action": torch.zeros(num_envs, n, spec.n_actions, device=dev),
-                "skill": torch.zeros(num_envs, n, dtype=torch.long, device=dev)}
+                "skill": torch.zeros(num_envs, n, dtype=torch.long, device=dev),
+                **_initial_return_to_go(lr.decoder, num_envs, dev)}
 
     @torch.no_grad()
     def act(self, map_name: str, obs: Tensor, avail: Tensor, agent_state: dict[str, Tensor], epsilon: float,
@@ -109,11 +122,21 @@ class HyGenController:
             rnd = torch.randint(lr.num_skills, skills.shape, device=lr.device, generator=generator)
             explore = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
             skills = torch.where(explore, rnd, skills)
+        rtg = {"rtg": agent_state["return_to_go"][:, None]} if "return_to_go" in agent_state else {}  # BC-r
         logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
-                                             agent_state["dec_hidden"])
+                                             agent_state["dec_hidden"], **rtg)
         actions = logits[:, 0].masked_fill(~avail, float("-inf")).argmax(-1)
         return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
-                         "last_action": F.one_hot(actions, avail.shape[-1]).float()}
+                         "last_action": F.one_hot(actions, avail.shape[-1]).float(),
+                         **{k: agent_state[k] for k in ("return_to_go",) if k in agent_state}}
+
+    def observe_reward(self, agent_state: dict[str, Tensor], reward: Tensor) -> dict[str, Tensor]:
+        """Called by the runner after each env step: a return-conditioned decoder (BC-r) is
+        given R_{t+1} = R_t - r_t, as in Decision Transformer. reward [E]."""
+        if "return_to_go" not in agent_state:
+            return agent_state
+        rtg = agent_state["return_to_go"] - reward.to(agent_state["return_to_go"]).view(-1, 1)
+        return {**agent_state, "return_to_go": rtg}
 
 
 @gin.configurable
@@ -174,6 +197,7 @@ class HyGenLearner:
         # One Adam over everything; in each phase only the trained modules receive gradients.
         self.params = [p for mod in (self.global_encoder, self.q_net, self.decoder, self.mixer)
                        for p in mod.parameters()]
+        self.lr = lr
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self._controller = HyGenController(self)
 
@@ -239,6 +263,8 @@ class HyGenLearner:
             check_state_dict(module.state_dict(), sd[name], f"HyGenLearner.{name}")
             module.load_state_dict(sd[name])
         self.optimizer.load_state_dict(sd["optimizer"])
+        for group in self.optimizer.param_groups:  # Adam's moments resume; the bound lr wins over the stored one
+            group["lr"] = self.lr
 
     # ----- losses ----------------------------------------------------------------------
     def _skill_discovery_loss(self, b) -> tuple[Tensor, dict[str, Tensor]]:
@@ -249,8 +275,9 @@ class HyGenLearner:
         agent_mask = alive_agents(avail, mask)  # [B, T, n]
         steps = mask[..., 0] > 0  # [B, T] real steps; padding skips the attention
         skill_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name, steps)  # [B, T, n, K]
+        rtg = {"rtg": returns_to_go(b.reward[:, :-1], mask)} if _return_conditioned(self.decoder) else {}  # BC-r
         dec_logits, _ = self.decoder(b.obs[:, :-1], _shift_last_actions(onehot)[:, :-1], b.map_name,
-                                     valid=steps)
+                                     valid=steps, **rtg)
         loss, stats = vae_loss(dec_logits, skill_logits, actions, avail, agent_mask, self.beta)
         with torch.no_grad():
             skills = skill_logits.argmax(-1)
