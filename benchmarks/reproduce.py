@@ -53,10 +53,17 @@ SCALES = {
             "Trainer.eval_every": 400,
             "Trainer.eval_episodes": 16,
             "Trainer.checkpoint_every": 100,
+            # epsilon scaled to the budget: the paper protocol anneals over 50 000 env steps per map,
+            # ~1000 updates (2 episodes of ~25 steps each), 1/5 of its 5000-step R_h decay; 800 policy
+            # steps would never finish that anneal, and online episodes at epsilon 0.3-0.95 would make
+            # up 90 % of every batch once R_h = 0.1. 4000 env steps is 1/5 of the 400-step decay here.
+            "LinearEpsilon.anneal_steps": 4000,
         },
         "about": "reduced CPU protocol: 400 skill-discovery + 800 policy steps, 8 episodes per source map per "
-                 "batch, 500 offline episodes per map, R_h 1.0 -> 0.1 over 400 steps, 16 test episodes per map, "
-                 "datasets from the scripted focus-fire policy (expert) and its noisy variant (medium)",
+                 "batch, 500 offline episodes per map, R_h 1.0 -> 0.1 over 400 steps, skill-level epsilon 1.0 -> 0.05 "
+                 "over 4000 env steps per map (the paper protocol's 50 000 scaled to the budget), 16 test "
+                 "episodes per map, datasets from the scripted focus-fire policy (expert) and its noisy variant "
+                 "(medium)",
     },
 }
 
