@@ -339,7 +339,7 @@ def _qmix_sources(map_name, data_root, episodes, seed, device, num_envs, steps, 
     trained = [h for h in cb.history if h["episodes"] > 0] or cb.history
     expert, medium = choose_expert_snapshot(cb.history), choose_medium_snapshot(trained)
     meta.update(qmix={"run_dir": str(folder / "qmix"), "env_steps": results["env_steps"],
-                      "updates": results["steps"], "history": [{k: v for k, v in h.items() if k != "path"}
+                      "wall_time_s": results["wall_time_s"], "updates": results["steps"], "history": [{k: v for k, v in h.items() if k != "path"}
                                                                for h in cb.history],
                       "expert_snapshot": {k: v for k, v in expert.items() if k != "path"},
                       "medium_snapshot": {k: v for k, v in medium.items() if k != "path"}})
@@ -379,5 +379,22 @@ def write_manifest(data_root: str | Path, entries: Mapping[str, Mapping]) -> tup
             if s:
                 lines.append(f"| {m} | {q} | {manifest[m]['policy']} | {s['episodes']} | {s['win_rate']:.3f} | "
                              f"{s['return_mean']:.2f} | {s['episode_length_mean']:.1f} |")
+    trained = [m for m in sorted(manifest) if "qmix" in manifest[m]]
+    if trained:  # how the behaviour policies were trained (QMIX collections only)
+        lines += ["", "## QMIX behaviour policies", "",
+                  "| map | updates | env steps | wall time | expert: test win (update) | "
+                  "medium: test win (update) |", "|---|---:|---:|---:|---:|---:|"]
+        for m in trained:
+            q = manifest[m]["qmix"]
+            ex, med = q["expert_snapshot"], q["medium_snapshot"]
+            wall = q.get("wall_time_s")
+            if wall is None:  # entries written before wall time was recorded: the run's results file
+                try:
+                    wall = json.loads((Path(q["run_dir"]) / "results.json").read_text())["wall_time_s"]
+                except (OSError, ValueError, KeyError):
+                    pass
+            lines.append(f"| {m} | {q['updates']} | {q['env_steps']:,} | "
+                         f"{'' if wall is None else f'{wall / 60:.0f} min'} | "
+                         f"{ex['win_rate']:.3f} ({ex['step']}) | {med['win_rate']:.3f} ({med['step']}) |")
     mpath.write_text("\n".join(lines) + "\n")
     return jpath, mpath

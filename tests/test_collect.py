@@ -120,6 +120,8 @@ def test_qmix_collection_through_the_cli_with_a_gin_config(tmp_path, monkeypatch
     # qmix_tuned collects 8 episodes per update (the first update waits for batch_size episodes)
     assert hist[2]["episodes"] - hist[1]["episodes"] == 2 * 8
     assert validate_file(part_path(tmp_path, "4m", "expert"), "4m") == ("4m", 4, [])
+    table = (tmp_path / "manifest.md").read_text().split("## QMIX behaviour policies")[1]
+    assert f"| 4m | 4 | {meta['qmix']['env_steps']:,} |" in table  # how the behaviour policy was trained
     capsys.readouterr()
     assert main(base[:-2] + ["--gin_param", "QMIXLearner.td_lamda = 0.6", "--data-root", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
