@@ -382,8 +382,8 @@ def write_manifest(data_root: str | Path, entries: Mapping[str, Mapping]) -> tup
     trained = [m for m in sorted(manifest) if "qmix" in manifest[m]]
     if trained:  # how the behaviour policies were trained (QMIX collections only)
         lines += ["", "## QMIX behaviour policies", "",
-                  "| map | updates | env steps | wall time | expert: test win (update) | "
-                  "medium: test win (update) |", "|---|---:|---:|---:|---:|---:|"]
+                  ("| map | updates | env steps | wall time | expert: test win (update) | "
+                   "medium: test win (update) |"), "|---|---:|---:|---:|---:|---:|"]
         for m in trained:
             q = manifest[m]["qmix"]
             ex, med = q["expert_snapshot"], q["medium_snapshot"]

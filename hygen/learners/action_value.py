@@ -30,7 +30,7 @@ from hygen.encoders import ActionDecoder, AttentionActionDecoder
 from hygen.encoders.attention import pack_rows
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
-from hygen.learners.hygen import _build, _shift_last_actions
+from hygen.learners.hygen import _build, _shift_last_actions, offline_share, summed_map_step
 from hygen.losses import ConservativeLoss, CQLLoss, alive_agents, masked_mean, td_loss
 from hygen.mixers.attention import AttentionMixer, ValueMixer
 from hygen.runner import epsilon_greedy
@@ -124,24 +124,9 @@ class ActionValueLearner:
         ``ratio``: the offline share R_h for a 'dynamic' conservative weight; default: the
         batches' share of offline episodes (1 in the offline configs).
         """
-        if not batches:
-            raise ValueError("ActionValueLearner.update: got no batches")
         if ratio is None:
-            ratio = sum(b.n_offline for b in batches.values()) / max(sum(len(b) for b in batches.values()), 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        stats: dict[str, float] = {}
-        for map_name, batch in batches.items():
-            if batch.map_name != map_name:
-                raise ValueError(f"ActionValueLearner.update: batch keyed {map_name!r} holds map {batch.map_name!r}")
-            loss, s = self._loss(batch.trim().to(self.device), ratio)
-            loss.backward()  # gradients accumulate: the step uses the sum over maps
-            for k, v in s.items():
-                stats[k] = stats.get(k, 0.0) + float(v) / len(batches)
-                stats[f"{map_name}/{k}"] = float(v)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
-        self.optimizer.step()
-        stats["grad_norm"] = float(grad_norm)
-        return stats
+            ratio = offline_share(batches)
+        return summed_map_step(self, batches, lambda b: self._loss(b, ratio))
 
     def update_targets(self) -> None:
         self.target_q_net.load_state_dict(self.q_net.state_dict())

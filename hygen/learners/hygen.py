@@ -88,6 +88,38 @@ def _initial_return_to_go(decoder, num_envs: int, device) -> dict[str, Tensor]:
     return {"return_to_go": torch.full((num_envs, 1), decoder.target_return, device=device)}
 
 
+def offline_share(batches: Mapping[str, object]) -> float:
+    """R_h actually drawn: offline episodes / all episodes over the maps' batches."""
+    return sum(b.n_offline for b in batches.values()) / max(sum(len(b) for b in batches.values()), 1)
+
+
+def summed_map_step(learner, batches: Mapping[str, object], loss_fn) -> dict[str, float]:
+    """ONE optimizer step whose gradient is the sum over source maps of ``loss_fn(batch)``
+    (multi-task training as in the paper: one batch per map, gradients summed).
+
+    ``learner`` has ``optimizer``, ``params``, ``grad_norm_clip`` and ``device``;
+    ``loss_fn(batch) -> (loss, stats)``. Returns the stats averaged over maps, per map
+    (``<map>/<name>``) and the gradient norm before clipping.
+    """
+    name = type(learner).__name__
+    if not batches:
+        raise ValueError(f"{name}.update: got no batches")
+    learner.optimizer.zero_grad(set_to_none=True)
+    stats: dict[str, float] = {}
+    for map_name, batch in batches.items():
+        if batch.map_name != map_name:
+            raise ValueError(f"{name}.update: batch keyed {map_name!r} holds map {batch.map_name!r}")
+        loss, s = loss_fn(batch.trim().to(learner.device))
+        loss.backward()  # gradients accumulate: the step uses the sum over maps
+        for k, v in s.items():
+            stats[k] = stats.get(k, 0.0) + float(v) / len(batches)
+            stats[f"{map_name}/{k}"] = float(v)
+    grad_norm = torch.nn.utils.clip_grad_norm_(learner.params, learner.grad_norm_clip)
+    learner.optimizer.step()
+    stats["grad_norm"] = float(grad_norm)
+    return stats
+
+
 def _shift_last_actions(onehot: Tensor) -> Tensor:
     """[B, T+1, n, A] a_t -> a_{t-1} (zeros at t=0)."""
     return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
@@ -217,24 +249,10 @@ class HyGenLearner:
         if not batches:
             raise ValueError("HyGenLearner.update: got no batches")
         if ratio is None:
-            ratio = sum(b.n_offline for b in batches.values()) / max(sum(len(b) for b in batches.values()), 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        stats: dict[str, float] = {}
-        for map_name, batch in batches.items():
-            if batch.map_name != map_name:
-                raise ValueError(f"HyGenLearner.update: batch keyed {map_name!r} holds map {batch.map_name!r}")
-            batch = batch.trim().to(self.device)
-            if phase == "skill_discovery":
-                loss, s = self._skill_discovery_loss(batch)
-            else:
-                loss, s = self._policy_loss(batch, ratio)
-            loss.backward()  # gradients accumulate: the step uses the sum over maps
-            for k, v in s.items():
-                stats[k] = stats.get(k, 0.0) + float(v) / len(batches)
-                stats[f"{map_name}/{k}"] = float(v)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
-        self.optimizer.step()
-        stats["grad_norm"] = float(grad_norm)
+            ratio = offline_share(batches)
+        loss_fn = self._skill_discovery_loss if phase == "skill_discovery" else (
+            lambda b: self._policy_loss(b, ratio))
+        stats = summed_map_step(self, batches, loss_fn)
         if phase == "policy":
             stats["ratio"] = float(ratio)
         return stats
