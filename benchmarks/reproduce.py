@@ -1,6 +1,7 @@
 """Reproduce the paper's marine-hard comparison: HyGen vs offline-only vs a fixed 50 % ratio.
 
     python benchmarks/reproduce.py --scale cpu              # reduced protocol, ~2 h on 2 cores
+    python benchmarks/reproduce.py --scale cpu --data qmix --data-root data/smac --table docs/results_qmix_data.md
     python benchmarks/reproduce.py --scale paper --device cuda
 
 Each (method, seed) is one ``hygen train`` run directory under --out; finished runs are
@@ -32,18 +33,29 @@ METHODS = {
     "fixed ratio 50%": ["ablations/fixed_ratio_50"],
 }
 
+# Where the offline datasets come from. The paper's are QMIX episodes (collect trains QMIX per
+# source map with the pymarl2 tricks, ~1-2 h per map on 2 cores; resumable); the scripted
+# focus-fire policy is the fast stand-in for CPU sweeps and demos.
+DATA = {
+    "qmix": {"collect_args": ["--policy", "qmix", "--gin_file", "qmix_tuned", "--qmix-steps", "5000",
+                              "--episodes", "2000"],
+             "about": "datasets from QMIX policies (`hygen collect --policy qmix --gin_file qmix_tuned`, "
+                      "2000 episodes each; docs/datasets.md)"},
+    "scripted": {"collect_args": ["--policy", "heuristic", "--episodes", "500"],
+                 "about": "datasets from the scripted focus-fire policy (expert) and its noisy variant (medium)"},
+}
+
 # Protocols. "paper" is Table 6; "cpu" shrinks steps, batch and evaluation so the whole
 # sweep (3 methods x 3 seeds) fits in about two hours on two CPU cores.
 SCALES = {
     "paper": {
-        "collect_args": ["--policy", "qmix", "--episodes", "2000"],
+        "data": "qmix",
         "params": {},
         "about": "paper protocol (Table 6): 15 000 skill-discovery + 35 000 policy steps, 32 episodes per "
-                 "source map per batch, R_h 1.0 -> 0.1 over 5 000 steps, 32 test episodes per map, "
-                 "datasets from QMIX policies (2000 episodes each)",
+                 "source map per batch, R_h 1.0 -> 0.1 over 5 000 steps, 32 test episodes per map",
     },
     "cpu": {
-        "collect_args": ["--policy", "heuristic", "--episodes", "500"],
+        "data": "scripted",
         "params": {
             "SKILL_STEPS": 400,
             "POLICY_STEPS": 800,
@@ -62,8 +74,7 @@ SCALES = {
         "about": "reduced CPU protocol: 400 skill-discovery + 800 policy steps, 8 episodes per source map per "
                  "batch, 500 offline episodes per map, R_h 1.0 -> 0.1 over 400 steps, skill-level epsilon 1.0 -> 0.05 "
                  "over 4000 env steps per map (the paper protocol's 50 000 scaled to the budget), 16 test "
-                 "episodes per map, datasets from the scripted focus-fire policy (expert) and its noisy variant "
-                 "(medium)",
+                 "episodes per map",
     },
 }
 
@@ -96,6 +107,8 @@ def main() -> int:
     ap.add_argument("--task-set", default="marine_hard")
     ap.add_argument("--quality", default="medium")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
+    ap.add_argument("--data", choices=sorted(DATA), default=None,
+                    help="source of the offline datasets (default: the scale's; paper: qmix, cpu: scripted)")
     ap.add_argument("--data-root", type=Path, default=None, help="default: <out>/data")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--table", type=Path, default=ROOT / "docs" / "results.md")
@@ -105,7 +118,9 @@ def main() -> int:
     args = ap.parse_args()
 
     scale = SCALES[args.scale]
-    out = args.out / args.scale
+    data = args.data or scale["data"]
+    about = f"{scale['about']}, {DATA[data]['about']}"
+    out = args.out / (args.scale if data == scale["data"] else f"{args.scale}-{data}-data")
     data_root = args.data_root or (out / "data")
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
@@ -114,7 +129,7 @@ def main() -> int:
     # 1. datasets (resumable: collect skips what is done)
     if not args.report_only:
         subprocess.run([sys.executable, "-m", "hygen.cli", "collect", "--task-set", args.task_set.replace("_", "-"),
-                        "--data-root", str(data_root), *scale["collect_args"], "--device", args.device],
+                        "--data-root", str(data_root), *DATA[data]["collect_args"], "--device", args.device],
                        check=True, cwd=ROOT)
 
     # 2. the sweep
@@ -144,7 +159,7 @@ def main() -> int:
             unseen = [m for m in res["eval_maps"] if m not in source]
         columns[label] = seeds
     rows = win_rate_rows(columns, source, unseen)
-    print(to_text(rows, list(columns), title=f"marine-hard, {args.quality} data, scale {args.scale}: win rate (%)"))
+    print(to_text(rows, list(columns), title=f"marine-hard, {args.quality} {data} data, scale {args.scale}: win rate (%)"))
     summary = {label: {g: next(r[label] for r in rows if r["group"] == g and r["map"] == "mean")
                        for g in ("source", "unseen")} for label in columns}
     verdict = []
@@ -159,17 +174,18 @@ def main() -> int:
     wall = time.time() - t0
     missing = [s for s in args.seeds if s not in done_seeds]
     partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
-    md = [f"# Results: marine-hard, {args.quality} data, scale `{args.scale}`", "",
-          (f"Protocol: {scale['about']}. Seeds: {', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy "
+    cmd = f"python benchmarks/reproduce.py --scale {args.scale}" + (f" --data {data}" if data != scale["data"] else "")
+    md = [f"# Results: marine-hard, {args.quality} {data} data, scale `{args.scale}`", "",
+          (f"Protocol: {about}. Seeds: {', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy "
            f"test episodes, mean ± std over seeds. Built-in simulator. Produced by "
-           f"`python benchmarks/reproduce.py --scale {args.scale}` ({wall / 60:.0f} min of this invocation)."), "",
+           f"`{cmd}` ({wall / 60:.0f} min of this invocation)."), "",
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
           *verdict, ""]
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text("\n".join(md))
     (args.json or out / "reproduce.json").write_text(json.dumps(
-        {"scale": args.scale, "about": scale["about"], "seeds": args.seeds, "columns": columns,
+        {"scale": args.scale, "data": data, "about": about, "seeds": args.seeds, "columns": columns,
          "seeds_done": done_seeds, "source_maps": source, "unseen_maps": unseen, "summary": summary,
          "wall_time_s": wall}, indent=2))
     print(f"wrote {args.table}")
