@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hygen.report import to_markdown, to_text, win_rate_rows
+from hygen.report import curves_svg, mean_curves, to_markdown, to_text, win_rate_rows
 
 # Method label -> gin files after hygen.gin (each an existing binding, not a fork).
 METHODS = {
@@ -149,11 +149,12 @@ def main() -> int:
     if not done_seeds:
         print("no seed has finished for every method yet; nothing to tabulate")
         return 1
-    columns, source, unseen = {}, [], []
+    columns, runs, source, unseen = {}, {}, [], []
     for label in args.methods:
         seeds = []
         for seed in done_seeds:
             res = json.loads((run_dir(out, label, seed) / "results.json").read_text())
+            runs.setdefault(label, []).append(res)
             seeds.append(res["final"]["win_rate"])
             source = res["source_maps"]
             unseen = [m for m in res["eval_maps"] if m not in source]
@@ -182,6 +183,16 @@ def main() -> int:
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
           *verdict, ""]
+    # learning curves next to the table: mean over seeds of the source / unseen mean win rate
+    figures = []
+    for group in ("source", "unseen"):
+        svg = args.table.with_name(f"{args.table.stem}_{group}.svg")
+        svg.parent.mkdir(parents=True, exist_ok=True)
+        svg.write_text(curves_svg(mean_curves(runs, f"{group} mean"),
+                                  title=f"{group} maps: mean win rate over {len(done_seeds)} seeds"))
+        figures.append(f"![{group} maps]({svg.name})")
+    md += ["## Learning curves", "", "Mean over seeds of the mean win rate on the source and the unseen maps, "
+           "at every evaluation.", "", *figures, ""]
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text("\n".join(md))
     (args.json or out / "reproduce.json").write_text(json.dumps(

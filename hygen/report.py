@@ -147,3 +147,15 @@ def results_curves(results: Mapping, groups: bool = True) -> dict[str, list[tupl
                 if maps and all(m in wr for m in maps):
                     series[name].append((e["step"], 100 * sum(wr[m] for m in maps) / len(maps)))
     return {k: v for k, v in series.items() if v}
+
+
+def mean_curves(runs: Mapping[str, Sequence[Mapping]], group: str) -> dict[str, list[tuple[float, float]]]:
+    """One curve per label: the ``group`` mean ("source mean" or "unseen mean") averaged over the
+    label's runs (seeds) at the steps every run evaluated, as in the paper's learning-curve figures."""
+    out = {}
+    for label, results in runs.items():
+        curves = [dict(results_curves(r).get(group, [])) for r in results]
+        steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+        if steps:
+            out[label] = [(x, sum(c[x] for c in curves) / len(curves)) for x in steps]
+    return out

@@ -194,10 +194,12 @@ class RunDir:
         """A progress bar with throughput and ETA (tqdm); quiet when HYGEN_NO_PROGRESS is set."""
         from tqdm.auto import tqdm
 
-        # In a log file (no terminal) a redraw per step would flood it: redraw every 30 s.
+        # In a log file (no terminal) a redraw per step would flood it: redraw every 30 s. The
+        # rate is an average over redraws, so with so few of them it must forget fast, or a slow
+        # first step (the step-0 evaluation) would inflate the ETA for many minutes.
         tty = sys.stderr.isatty()
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
-                    disable=bool(os.environ.get("HYGEN_NO_PROGRESS")), smoothing=0.1,
+                    disable=bool(os.environ.get("HYGEN_NO_PROGRESS")), smoothing=0.1 if tty else 0.7,
                     mininterval=0.1 if tty else 30.0)
 
     def close(self) -> None:

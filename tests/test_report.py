@@ -32,3 +32,17 @@ def test_curves_from_results_and_svg():
                       "unseen mean": [(0, 25.0), (10, 50.0)]}
     svg = curves_svg(curves, title="t")
     assert svg.startswith("<svg") and svg.count("<polyline") == 3 and "unseen mean" in svg
+
+
+def test_mean_curves_average_seeds_at_common_steps():
+    from hygen.report import mean_curves
+
+    def run(points):  # one source map, so the source mean is that map's win rate
+        return {"source_maps": ["3m"], "eval_maps": ["3m"],
+                "evals": [{"step": s, "win_rate": {"3m": w}} for s, w in points]}
+
+    runs = {"hygen": [run([(0, 0.0), (10, 0.5), (20, 1.0)]), run([(0, 0.5), (10, 1.0)])],  # seed 2 cut off
+            "offline": [run([(0, 0.25), (10, 0.25), (20, 0.25)])]}
+    curves = mean_curves(runs, "source mean")
+    assert curves == {"hygen": [(0, 25.0), (10, 75.0)], "offline": [(0, 25.0), (10, 25.0), (20, 25.0)]}
+    assert mean_curves(runs, "unseen mean") == {}  # no unseen maps: no curve rather than an empty line
