@@ -191,8 +191,9 @@ def main() -> int:
         svg.write_text(curves_svg(mean_curves(runs, f"{group} mean"),
                                   title=f"{group} maps: mean win rate over {len(done_seeds)} seeds"))
         figures.append(f"![{group} maps]({svg.name})")
-    md += ["## Learning curves", "", "Mean over seeds of the mean win rate on the source and the unseen maps, "
-           "at every evaluation.", "", *figures, ""]
+    md += ["## Learning curves", "",
+           "Mean over seeds of the mean win rate on the source and the unseen maps, at every evaluation.", "",
+           *figures, ""]
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text("\n".join(md))
     (args.json or out / "reproduce.json").write_text(json.dumps(

@@ -10,6 +10,7 @@ import gin
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import changed, params
 
 from hygen import config
 from hygen.buffers import OfflineOnly, read_episodes
@@ -55,14 +56,6 @@ def batches(maps=("3m", "3s5z"), B: int = 6) -> dict:
         b.n_offline = B
         out[m] = b
     return out
-
-
-def params(module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module) -> bool:
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
 
 
 # ----- config -------------------------------------------------------------------------------

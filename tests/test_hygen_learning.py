@@ -9,6 +9,7 @@ import math
 import gin
 import pytest
 import torch
+from helpers import changed, params
 
 from hygen import config
 from hygen.buffers import read_episodes
@@ -41,14 +42,6 @@ def batches(n_offline: int = 4, B: int = 6) -> dict:
         b.n_offline = n_offline
         out[m] = b
     return out
-
-
-def params(module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module) -> bool:
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
 
 
 def test_skill_discovery_trains_only_encoder_and_decoder():
