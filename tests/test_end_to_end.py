@@ -55,6 +55,11 @@ def test_train_resume_evaluate(data_root, tmp_path, capsys):
     assert "zero-shot win rate" in out and "unseen" in out and "4m" in out
     assert "| source | 3m |" in table_md.read_text()
 
+    # each skill alone: one extra column per skill (NUM_SKILLS = 4)
+    assert main(["evaluate", str(run), "--episodes", "2", "--device", "cpu", "--skills"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"z={k} only" in out for k in range(4)) and "z=4" not in out
+
 
 def test_checkpoint_of_another_model_is_a_clear_error(data_root, tmp_path, capsys):
     run = tmp_path / "run"

@@ -123,6 +123,25 @@ def test_controller_acts_on_any_map_with_available_actions(name):
     assert reset["q_hidden"][0].abs().sum() == 0 and torch.equal(reset["q_hidden"][1], st1["q_hidden"][1])
 
 
+def test_fixed_skill_forces_every_agent_and_decodes_that_skill():
+    L = small_learner()
+    c = L.controller()
+    E, name = 4, "5m"
+    b = random_episodes(name, E, lengths=[2] * E, seed=3)
+    obs, avail = b.obs[:, 0], b.avail_actions[:, 0].bool()
+    for k in range(L.num_skills):
+        c.fixed_skill = k
+        acts, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=1.0)  # exploration is off too
+        assert (st["skill"] == k).all()
+        logits, _ = L.decoder.logits_at(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name,
+                                        torch.full((E, 1, get_map(name).n_agents), k))
+        assert torch.equal(acts, logits[:, 0].masked_fill(~avail, float("-inf")).argmax(-1))
+    c.fixed_skill = None
+    _, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=0.0)
+    q, _, _ = L.q_net(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name)
+    assert torch.equal(st["skill"], q[:, 0].argmax(-1))  # back to argmax_z Q_i
+
+
 def test_state_dict_round_trip_and_mismatch():
     L = small_learner()
     L.update(batches(), 0, "skill_discovery")

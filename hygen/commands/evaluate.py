@@ -18,6 +18,7 @@ examples:
   hygen evaluate runs/hygen-mh
   hygen evaluate runs/hygen-mh-seed* runs/no_online-seed* --markdown table.md --csv table.csv
   hygen evaluate runs/hygen-mh --from-results     # table from results.json, no re-run
+  hygen evaluate runs/hygen-mh --skills           # also each skill alone: every agent forced to z = k
 """
 
 
@@ -27,6 +28,9 @@ def add_arguments(parser) -> None:
                         help="greedy episodes per map (default: the run's Trainer.eval_episodes, 32)")
     parser.add_argument("--from-results", action="store_true",
                         help="use the final evaluation stored in results.json instead of re-running")
+    parser.add_argument("--skills", action="store_true",
+                        help="skill-based learners (HyGen, ODIS, ...): also evaluate with every agent forced to "
+                             "each skill in turn, one column per skill next to the learned policy")
     parser.add_argument("--label", default=None, help="column label (default: method and ablations)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
@@ -43,8 +47,11 @@ def run_label(run_dir: Path) -> str:
     return "+".join(stems) or run_dir.name
 
 
-def evaluate_run(run_dir: Path, episodes: int | None, device: str) -> dict:
-    """Rebuild the run's Trainer from its stored config, restore the newest checkpoint, evaluate."""
+def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool = False) -> dict:
+    """Rebuild the run's Trainer from its stored config, restore the newest checkpoint, evaluate.
+
+    ``skills``: also evaluate each skill alone; adds ``skill_win_rate`` {k: {map: win rate}}.
+    """
     import gin
 
     from hygen import config
@@ -66,9 +73,22 @@ def evaluate_run(run_dir: Path, episodes: int | None, device: str) -> dict:
     trainer = Trainer(run_dir=rd, seed=int(meta.get("seed", 0)), device=device)
     trainer.restore()
     res = trainer.evaluate()
+    out = {"step": trainer.step, "source_maps": trainer.source_maps, "eval_maps": trainer.eval_maps,
+           "win_rate": {m: r["win_rate"] for m, r in res.items()}}
+    if skills:
+        controller = trainer.learner.controller()
+        if not hasattr(controller, "fixed_skill"):
+            raise ValueError(f"{run_dir}: --skills needs a skill-based learner; "
+                             f"{type(trainer.learner).__name__} does not act through skills")
+        out["skill_win_rate"] = {}
+        try:
+            for k in range(trainer.learner.num_skills):
+                controller.fixed_skill = k
+                out["skill_win_rate"][k] = {m: r["win_rate"] for m, r in trainer.evaluate().items()}
+        finally:
+            controller.fixed_skill = None
     gin.clear_config()
-    return {"step": trainer.step, "source_maps": trainer.source_maps, "eval_maps": trainer.eval_maps,
-            "win_rate": {m: r["win_rate"] for m, r in res.items()}}
+    return out
 
 
 def from_results(run_dir: Path) -> dict:
@@ -89,8 +109,13 @@ def run(args) -> int:
     columns: dict[str, list[dict]] = defaultdict(list)
     source, eval_maps = [], []
     for d in map(Path, args.run_dirs):
-        r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device)
-        columns[args.label or run_label(d)].append(r["win_rate"])
+        if args.skills and args.from_results:
+            raise ValueError("--skills re-runs the evaluation; it cannot be combined with --from-results")
+        r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device, args.skills)
+        label = args.label or run_label(d)
+        columns[label].append(r["win_rate"])
+        for k, wr in r.get("skill_win_rate", {}).items():
+            columns[f"{label}, z={k} only"].append(wr)
         source += [m for m in r["source_maps"] if m not in source]
         eval_maps += [m for m in r["eval_maps"] if m not in eval_maps]
         print(f"{d}: step {r['step']}")

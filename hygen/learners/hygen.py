@@ -120,6 +120,34 @@ def summed_map_step(learner, batches: Mapping[str, object], loss_fn) -> dict[str
     return stats
 
 
+def keep_freed_memory() -> None:
+    """Let glibc's malloc reuse freed memory instead of returning it to the OS (once per process).
+
+    An update allocates and frees the same large tensors (tokens, activations, their
+    gradients: up to ~100 MB each) every call. By default glibc serves such blocks with
+    mmap and unmaps them when freed, so every update page-faults its whole working set
+    back in (~15-25 % of a CPU update). Kept on the heap, the next update reuses the pages.
+    No-op where glibc's mallopt is absent.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4  # <malloc.h>
+        libc.mallopt(m_mmap_max, 0)  # large blocks from the heap too (mmap'd ones are unmapped on free)
+        libc.mallopt(m_trim_threshold, 2**31 - 1)  # never shrink the heap
+        libc.mallopt(m_top_pad, 64 << 20)  # grow it 64 MB at a time
+    except (OSError, AttributeError):
+        pass
+
+
+_MALLOC_TUNED = False
+
+
 def _shift_last_actions(onehot: Tensor) -> Tensor:
     """[B, T+1, n, A] a_t -> a_{t-1} (zeros at t=0)."""
     return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
@@ -128,10 +156,15 @@ def _shift_last_actions(onehot: Tensor) -> Tensor:
 class HyGenController:
     """Decentralised execution: argmax_z Q_i(tau_i, z) (epsilon-greedy over skills when
     exploring), then the decoder's greedy available action for that skill. One forward
-    pass for all environments and agents."""
+    pass for all environments and agents.
+
+    ``fixed_skill = k`` makes every agent play skill k at every step instead (a diagnostic:
+    what each skill does alone, ``hygen evaluate --skills``); None is the learned policy.
+    """
 
     def __init__(self, learner: HyGenLearner):
         self.learner = learner
+        self.fixed_skill: int | None = None
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
         spec, lr = get_map(map_name), self.learner
@@ -150,7 +183,9 @@ class HyGenController:
         last = agent_state["last_action"]
         qs, _, q_h = lr.q_net(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
         skills = qs[:, 0].argmax(-1)  # [E, n]
-        if epsilon > 0.0:
+        if self.fixed_skill is not None:
+            skills = torch.full_like(skills, self.fixed_skill)
+        elif epsilon > 0.0:
             rnd = torch.randint(lr.num_skills, skills.shape, device=lr.device, generator=generator)
             explore = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
             skills = torch.where(explore, rnd, skills)
@@ -210,6 +245,8 @@ class HyGenLearner:
             raise HyGenConfigError(f"HyGenLearner.refine_weighting must be one of {REFINE_WEIGHTINGS}, "
                                    f"got {refine_weighting!r}")
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.num_skills = num_skills
         self.global_encoder = _build(trajectory_encoder, "trajectory_encoder", num_skills=num_skills).to(self.device)
         self.q_net = _build(observation_encoder, "observation_encoder", num_skills=num_skills).to(self.device)
