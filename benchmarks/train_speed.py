@@ -35,6 +35,7 @@ from hygen.buffers.synthetic import random_episodes
 from hygen.envs.maps import get_map, task_set
 from hygen.learners.hygen import HyGenLearner
 from hygen.runner import Runner
+from hygen.utils import keep_freed_memory
 
 ANCHORS_S = {"skill_discovery": 15.0, "policy": 13.0}
 PROTOCOL = {"skill_discovery": 15_000, "policy": 35_000}  # updates per phase (paper)
@@ -139,6 +140,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the Trainer does on CPU
     maps = task_set(args.taskset).source
     load_before = os.getloadavg()[0]
     peak = matmul_peak_gflops()

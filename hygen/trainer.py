@@ -92,13 +92,15 @@ class Trainer:
                  stop_win_rate: float | None = None, callbacks=()):
         from hygen.envs import get_map
         from hygen.rundir import RunDir
-        from hygen.utils import resolve_device
+        from hygen.utils import keep_freed_memory, resolve_device
 
         if num_threads is not None:  # small nets on a busy CPU: 1 thread avoids OpenMP spin-waiting
             torch.set_num_threads(int(num_threads))
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.seed = int(seed)
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # updates free and re-allocate the same big tensors: keep the pages
         self.source_maps = _map_list(source_maps, "Trainer.source_maps")
         self.eval_maps = _map_list(eval_maps, "Trainer.eval_maps") if eval_maps else list(self.source_maps)
         for m in self.source_maps + self.eval_maps:

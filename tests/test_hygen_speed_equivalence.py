@@ -176,3 +176,53 @@ def test_acting_is_unchanged_by_the_fast_head():
         assert torch.equal(actions, ref)
         last = F.one_hot(actions, 9).float()
         st = st_new
+
+
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_packed_gru_equals_nn_gru_on_each_episode(with_h0):
+    """packed_gru (sorted episodes, one-node recurrence, hand-written backward) against nn.GRU
+    run on each episode's valid steps alone: outputs, last hidden and every gradient."""
+    from hygen.encoders.attention import unpack_rows
+    from hygen.encoders.recurrent import packed_gru
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        B, T, n, d, H = 4, 6, 3, 5, 7
+        gru = torch.nn.GRU(d, H, batch_first=True)
+        lengths = torch.tensor([6, 2, 4, 1])  # unsorted, one full episode
+        valid = torch.arange(T)[None] < lengths[:, None]
+        x = torch.randn(int(lengths.sum()), n, d, requires_grad=True)  # packed valid rows, episode-major
+        h0 = torch.randn(B, n, H, requires_grad=True) if with_h0 else None
+        h, last = packed_gru(gru, x, valid, (B, T), h0)
+        w = torch.randn_like(h)
+        (h * w).sum().add_((last ** 2).sum()).backward()
+        got = [x.grad.clone(), *(p.grad.clone() for p in gru.parameters())] + ([h0.grad.clone()] if with_h0 else [])
+
+        for t in [x, *gru.parameters()] + ([h0] if with_h0 else []):
+            t.grad = None
+        xs, ws = unpack_rows(x, valid, B, T), unpack_rows(w, valid, B, T)  # [B, T, n, ...]
+        loss, ref_h, ref_last = 0.0, [], []
+        for b in range(B):
+            L = int(lengths[b])
+            seq = xs[b, :L].transpose(0, 1)  # [n, L, d]: agents are sequences
+            out, hl = gru(seq, None if h0 is None else h0[b][None].contiguous())
+            loss = loss + (out.transpose(0, 1) * ws[b, :L]).sum() + (hl ** 2).sum()
+            ref_h.append(out.transpose(0, 1))
+            ref_last.append(hl[0])
+        loss.backward()
+        want = [x.grad, *(p.grad for p in gru.parameters())] + ([h0.grad] if with_h0 else [])
+        torch.testing.assert_close(h, torch.cat(ref_h), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(last, torch.stack(ref_last), rtol=1e-10, atol=1e-10)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_packed_gru_rejects_holes_in_an_episode():
+    from hygen.encoders.recurrent import packed_gru
+
+    gru = torch.nn.GRU(3, 4, batch_first=True)
+    valid = torch.tensor([[True, False, True]])
+    with pytest.raises(ValueError, match="prefix"):
+        packed_gru(gru, torch.randn(2, 1, 3), valid, (1, 3))

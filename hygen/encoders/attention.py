@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hygen.encoders.recurrent import packed_gru
+
 
 class MultiHeadSelfAttention(nn.Module):
     """Eq. 1: per head h, Attn_h(e) = softmax(Q_h K_h^T / sqrt(d_K)) V_h; heads concatenated.
@@ -121,10 +123,10 @@ class EntityGRUTrunk(nn.Module):
     """Agent i's local trajectory encoder: entity attention per step, then a GRU over time.
 
     Attention runs on every valid (batch, time, agent) at once ([N*n, E, F]); only the
-    recurrence is sequential, inside one ``nn.GRU`` call (its input projection is one
-    matmul over all steps). UPDeT feeds the hidden state back in as a token, which forces
-    a Python loop over time; reading the own token's attention output into a GRU keeps
-    the history without it.
+    recurrence is sequential, and it runs on each episode's valid steps only
+    (``packed_gru``: input projection in one matmul, then a cheap loop over time). UPDeT
+    feeds the hidden state back in as a token, which forces a Python loop over time;
+    reading the own token's attention output into a GRU keeps the history without it.
     """
 
     def __init__(self, token_dim: int, emb_dim: int, n_heads: int, hidden_dim: int):
@@ -134,14 +136,16 @@ class EntityGRUTrunk(nn.Module):
         self.hidden_dim = hidden_dim
 
     def forward(self, tokens: Tensor, hidden: Tensor | None = None, valid: Tensor | None = None,
-                shape: tuple[int, int] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                shape: tuple[int, int] | None = None, packed: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """tokens [B, T, n, E, F], or packed [N_valid, n, E, F] (``pack_rows(tokens, valid)``,
         then ``shape=(B, T)`` is needed when valid is None); hidden [B, n, H] or None;
-        valid [B, T] bool or None -> (own-token attention output on the valid rows
-        [N_valid, n, d], GRU outputs [B, T, n, H], last hidden [B, n, H]).
+        valid [B, T] bool or None, each episode's valid rows a prefix -> (own-token attention
+        output on the valid rows [N_valid, n, d], GRU outputs [B, T, n, H] (0 on padding),
+        or on the valid rows [N_valid, n, H] with ``packed=True``, hidden after each
+        episode's last valid step [B, n, H]).
 
-        Only the own token (index 0) is queried. Rows with valid=False (padding after an
-        episode's end) skip attention; the GRU reads zeros there."""
+        Only the own token (index 0) is queried; rows with valid=False (padding after an
+        episode's end) are skipped by the attention and the GRU."""
         if tokens.dim() == 5:
             shape = tokens.shape[:2]
             tokens = pack_rows(tokens, valid)
@@ -152,11 +156,13 @@ class EntityGRUTrunk(nn.Module):
         B, T = shape
         N, n, E, Fdim = tokens.shape
         own = self.transformer(tokens.reshape(N * n, E, Fdim), n_query=1).view(N, n, -1)
-        seq = unpack_rows(own, valid, B, T).transpose(1, 2).reshape(B * n, T, -1)  # per agent over time
-        h0 = None if hidden is None else hidden.reshape(1, B * n, self.hidden_dim).contiguous()
-        h_seq, h_last = self.gru(seq, h0)
-        h_seq = h_seq.view(B, n, T, self.hidden_dim).transpose(1, 2)
-        return own, h_seq, h_last.view(B, n, self.hidden_dim)
+        if T == 1 and all_rows(valid):  # acting: one step for every sequence
+            h0 = None if hidden is None else hidden.reshape(1, B * n, self.hidden_dim).contiguous()
+            h_seq, h_last = self.gru(own.reshape(B * n, 1, -1), h0)
+            h, h_last = h_seq.view(N, n, self.hidden_dim), h_last.view(B, n, self.hidden_dim)
+        else:
+            h, h_last = packed_gru(self.gru, own, None if all_rows(valid) else valid, (B, T), hidden)
+        return own, (h if packed else unpack_rows(h, valid, B, T)), h_last
 
 
 def zeros_hidden(batch: int, n_agents: int, hidden_dim: int, device: torch.device | str = "cpu") -> Tensor:

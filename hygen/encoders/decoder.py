@@ -69,8 +69,8 @@ class AttentionActionDecoder(ActionDecoder):
             tokens = obs_entities(pack_rows(obs, valid), map_name, pack_rows(last_actions_onehot, valid))
         elif tokens.dim() == 5:
             tokens = pack_rows(tokens, valid)
-        own, h_seq, h_last = self.trunk(tokens, hidden, valid, shape=(B, T))  # own [N, n, d]
-        ctx = self.ctx(torch.cat([pack_rows(h_seq, valid), own], -1))  # [N, n, H]
+        own, h, h_last = self.trunk(tokens, hidden, valid, shape=(B, T), packed=True)  # [N, n, d], [N, n, H]
+        ctx = self.ctx(torch.cat([h, own], -1))  # [N, n, H]
         if self.return_conditioned != (rtg is not None):
             raise ValueError("AttentionActionDecoder: " + (
                 "return_conditioned=True needs rtg, the return-to-go [B, T, 1] (BC-r trains phase 1 only, "
@@ -95,14 +95,21 @@ class AttentionActionDecoder(ActionDecoder):
         are never formed, and W2^T ctx, ctx . b2 and the basic head share one matmul.
         """
         lin1, lin2 = self.enemy_key[0], self.enemy_key[2]
-        r = torch.relu(lin1(enemies))  # [N, n, m, H']
+        N, n, K, _ = ctx.shape
+        m = enemies.shape[-2]
+        r = torch.relu(lin1(enemies)).view(N * n, m, -1)  # [N n, m, H']
         scale = self.hidden_dim ** -0.5
         w = torch.cat([self.basic.weight, lin2.weight.t() * scale, lin2.bias[None] * scale])  # [6 + H' + 1, H]
         b = torch.cat([self.basic.bias, self.basic.bias.new_zeros(lin2.in_features + 1)])
         out = F.linear(ctx, w, b)
         basic, c, c0 = out.split([N_BASIC_ACTIONS, lin2.in_features, 1], -1)
-        attack = c @ r.transpose(-1, -2) + c0  # [N, n, K, m]
-        return torch.cat([basic, attack], -1)
+        # r's gradient is the largest tensor of the head: both forms below give it contiguous
+        # (relu's backward on a transposed layout was ~2x slower)
+        if K == 1:  # one skill: a weighted sum over H' (a batched outer product is slow in the backward)
+            attack = (r * c.reshape(N * n, 1, -1)).sum(-1).view(N, n, 1, m)
+        else:
+            attack = torch.bmm(r, c.reshape(N * n, K, -1).transpose(1, 2)).transpose(1, 2).reshape(N, n, K, m)
+        return torch.cat([basic, attack + c0], -1)
 
 
 def returns_to_go(reward: Tensor, mask: Tensor) -> Tensor:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gin
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hygen.encoders.attention import EntityGRUTrunk, pack_rows
+from hygen.encoders.attention import EntityGRUTrunk, pack_rows, unpack_rows
 from hygen.encoders.base import ObservationEncoder
 from hygen.entities import OBS_TOKEN_DIM, obs_entities
 
@@ -32,5 +34,10 @@ class AttentionObservationEncoder(ObservationEncoder):
                 hidden: Tensor | None = None, valid: Tensor | None = None, tokens: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         if tokens is None:  # callers running several networks on one batch pass them once
             tokens = obs_entities(pack_rows(obs, valid), map_name, pack_rows(last_actions_onehot, valid))
-        _, h_seq, h_last = self.trunk(tokens, hidden, valid, shape=obs.shape[:2])
-        return self.q_head(h_seq), self.skill_head(h_seq), h_last
+        B, T = obs.shape[:2]
+        _, h, h_last = self.trunk(tokens, hidden, valid, shape=(B, T), packed=True)  # h on the valid rows
+        # both heads in one matmul, on the valid rows only
+        w = torch.cat([self.q_head.weight, self.skill_head.weight])
+        b = torch.cat([self.q_head.bias, self.skill_head.bias])
+        q, skill_logits = unpack_rows(F.linear(h, w, b), valid, B, T).chunk(2, -1)
+        return q, skill_logits, h_last

@@ -120,34 +120,6 @@ def summed_map_step(learner, batches: Mapping[str, object], loss_fn) -> dict[str
     return stats
 
 
-def keep_freed_memory() -> None:
-    """Let glibc's malloc reuse freed memory instead of returning it to the OS (once per process).
-
-    An update allocates and frees the same large tensors (tokens, activations, their
-    gradients: up to ~100 MB each) every call. By default glibc serves such blocks with
-    mmap and unmaps them when freed, so every update page-faults its whole working set
-    back in (~15-25 % of a CPU update). Kept on the heap, the next update reuses the pages.
-    No-op where glibc's mallopt is absent.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4  # <malloc.h>
-        libc.mallopt(m_mmap_max, 0)  # large blocks from the heap too (mmap'd ones are unmapped on free)
-        libc.mallopt(m_trim_threshold, 2**31 - 1)  # never shrink the heap
-        libc.mallopt(m_top_pad, 64 << 20)  # grow it 64 MB at a time
-    except (OSError, AttributeError):
-        pass
-
-
-_MALLOC_TUNED = False
-
-
 def _shift_last_actions(onehot: Tensor) -> Tensor:
     """[B, T+1, n, A] a_t -> a_{t-1} (zeros at t=0)."""
     return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
@@ -245,8 +217,6 @@ class HyGenLearner:
             raise HyGenConfigError(f"HyGenLearner.refine_weighting must be one of {REFINE_WEIGHTINGS}, "
                                    f"got {refine_weighting!r}")
         self.device = torch.device(device)
-        if self.device.type == "cpu":
-            keep_freed_memory()
         self.num_skills = num_skills
         self.global_encoder = _build(trajectory_encoder, "trajectory_encoder", num_skills=num_skills).to(self.device)
         self.q_net = _build(observation_encoder, "observation_encoder", num_skills=num_skills).to(self.device)
