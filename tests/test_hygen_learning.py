@@ -142,6 +142,26 @@ def test_fixed_skill_forces_every_agent_and_decodes_that_skill():
     assert torch.equal(st["skill"], q[:, 0].argmax(-1))  # back to argmax_z Q_i
 
 
+def test_sampled_exploration_draws_available_actions_and_greedy_eval_stays_argmax():
+    L = small_learner(explore_actions="sample")
+    c = L.controller()
+    E, name = 64, "3m"
+    b = random_episodes(name, E, lengths=[2] * E, seed=4)
+    obs, avail = b.obs[:, 0], b.avail_actions[:, 0].bool()
+    g = torch.Generator().manual_seed(0)
+    greedy, _ = c.act(name, obs, avail, c.initial_state(name, E), epsilon=0.0)
+    drawn = [c.act(name, obs, avail, c.initial_state(name, E), epsilon=1e-9, generator=g)[0] for _ in range(20)]
+    for a in drawn:
+        assert avail.gather(-1, a.unsqueeze(-1)).all()  # only available actions
+    # skills are (almost surely) the greedy ones at this epsilon, so a changed action is a sampled one
+    assert any(not torch.equal(a, greedy) for a in drawn)
+    L.explore_actions = "greedy"
+    assert all(torch.equal(c.act(name, obs, avail, c.initial_state(name, E), epsilon=1e-9, generator=g)[0], greedy)
+               for _ in range(3))
+    with pytest.raises(HyGenConfigError, match="explore_actions"):
+        small_learner(explore_actions="softmax")
+
+
 def test_state_dict_round_trip_and_mismatch():
     L = small_learner()
     L.update(batches(), 0, "skill_discovery")
@@ -237,7 +257,10 @@ def _policy_phase():
 
 @pytest.mark.parametrize("files,params,check", [
     ([], [], lambda L, p: isinstance(L.conservative, CQLLoss) and L.conservative.mode == "dynamic"
-     and L.num_skills == 4 and L.refine_decoder and type(p.sampler).__name__ == "LinearDecayRatio"),
+     and L.num_skills == 4 and L.refine_decoder and type(p.sampler).__name__ == "LinearDecayRatio"
+     and L.refine_weighting == "won" and L.explore_actions == "sample"),
+    (["ablations/greedy_exploration"], [], lambda L, p: L.explore_actions == "greedy"
+     and L.refine_weighting == "return" and L.refine_decoder),
     (["ablations/fixed_ratio_20"], [], lambda L, p: p.sampler.ratio(0) == 0.2),
     (["ablations/fixed_ratio_50"], [], lambda L, p: p.sampler.ratio(0) == 0.5),
     (["ablations/fixed_ratio_80"], [], lambda L, p: p.sampler.ratio(0) == 0.8),

@@ -12,13 +12,15 @@ Phase "policy" (section 4.2, eqs. 4-6), hybrid batches (R_h offline, 1 - R_h onl
     L_total = L_TD + alpha * L_c + eta * R_h * L_CQL  (+ decoder refinement)           (eq. 6)
 
 Decoder refinement (the paper keeps training the decoder in phase 2, the public code does
-not): return-weighted behaviour cloning, -w_ep * log p(a_i | tau_i, z_data) with
-w_ep = clamp(episode return / 20, 0, 1) (20 = SMAC's maximum scaled return, on every
-map). The skill labels stay those of the frozen global encoder, so the decoder stays
-consistent with the skills the value network is trained on, while the weighting moves
-it toward what won -- and as R_h decays the batch is mostly online, so it adapts to the
-states the current high-level policy actually visits. ``refine_weighting="uniform"``
-gives plain BC; ``refine_decoder=False`` (the no-refinement ablation) freezes the decoder.
+not): weighted behaviour cloning, -w_ep * log p(a_i | tau_i, z_data), with w_ep = 1 for won
+episodes and 0 otherwise (``refine_weighting="won"``, configs/hygen.gin) or
+clamp(return / 20, 0, 1) ("return"; 20 = SMAC's maximum scaled return) or 1 ("uniform").
+The skill labels stay those of the frozen global encoder, so the decoder stays consistent
+with the skills the value network is trained on, while the weighting moves it toward what
+won -- and as R_h decays the batch is mostly online, so it adapts to the states the current
+high-level policy visits. Online actions are drawn from the decoder while exploring
+(``explore_actions="sample"``): with its argmax, cloning could only re-learn choices it
+already makes. ``refine_decoder=False`` (the no-refinement ablation) freezes the decoder.
 
 Each ``update`` is ONE Adam step whose gradient is the sum over maps of the per-map losses.
 """
@@ -164,7 +166,11 @@ class HyGenController:
         rtg = {"rtg": agent_state["return_to_go"][:, None]} if "return_to_go" in agent_state else {}  # BC-r
         logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
                                              agent_state["dec_hidden"], **rtg)
-        actions = logits[:, 0].masked_fill(~avail, float("-inf")).argmax(-1)
+        logits = logits[:, 0].masked_fill(~avail, float("-inf"))
+        if epsilon > 0.0 and lr.explore_actions == "sample":  # exploring: actions drawn from p(a | tau, z)
+            actions = torch.multinomial(logits.softmax(-1).flatten(0, 1), 1, generator=generator).view(skills.shape)
+        else:
+            actions = logits.argmax(-1)
         return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
                          "last_action": F.one_hot(actions, avail.shape[-1]).float(),
                          **{k: agent_state[k] for k in ("return_to_go",) if k in agent_state}}
@@ -197,6 +203,11 @@ class HyGenLearner:
         refine_decoder: train the decoder in phase 2 (False = no-refinement ablation).
         refine_weighting: "return" (w = return/20), "won" (won episodes only), "uniform".
         refine_weight: factor on the refinement loss.
+        explore_actions: how online episodes pick actions while exploring (epsilon > 0):
+            "greedy" (the decoder's argmax; exploration only over skills, as the public code)
+            or "sample" (drawn from p(a | tau, z)). Refinement can only improve a skill
+            with actions the decoder did not already take, so it needs "sample".
+            Evaluation is always greedy.
     """
 
     def __init__(self, maps: str | Sequence[str] = (), device: str | torch.device = "cpu", num_skills: int = 4,
@@ -207,7 +218,7 @@ class HyGenLearner:
                  conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, refine_decoder: bool = True,
-                 refine_weighting: str = "return", refine_weight: float = 1.0):
+                 refine_weighting: str = "return", refine_weight: float = 1.0, explore_actions: str = "greedy"):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones
@@ -216,6 +227,9 @@ class HyGenLearner:
         if refine_weighting not in REFINE_WEIGHTINGS:
             raise HyGenConfigError(f"HyGenLearner.refine_weighting must be one of {REFINE_WEIGHTINGS}, "
                                    f"got {refine_weighting!r}")
+        if explore_actions not in ("greedy", "sample"):
+            raise HyGenConfigError(f"HyGenLearner.explore_actions must be 'greedy' or 'sample', got {explore_actions!r}")
+        self.explore_actions = explore_actions
         self.device = torch.device(device)
         self.num_skills = num_skills
         self.global_encoder = _build(trajectory_encoder, "trajectory_encoder", num_skills=num_skills).to(self.device)
