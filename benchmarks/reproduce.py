@@ -194,13 +194,14 @@ def main() -> int:
                 verdict.append(f"- {g} maps: HyGen {h:.1f} % vs {label} {o:.1f} % -> HyGen is "
                                f"{'above' if h > o else 'not above'} it ({h - o:+.1f} points)")
     wall = time.time() - t0
+    train_min = sum(r.get("wall_time_s", 0.0) for rs in runs.values() for r in rs) / 60  # survives --report-only
     missing = [s for s in args.seeds if s not in done_seeds]
     partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
     cmd = f"python benchmarks/reproduce.py --scale {args.scale}" + (f" --data {data}" if data != scale["data"] else "")
     md = [f"# Results: marine-hard, {args.quality} {data} data, scale `{args.scale}`", "",
           (f"Protocol: {about}. Seeds: {', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy "
            f"test episodes, mean ± std over seeds. Built-in simulator. Produced by "
-           f"`{cmd}` ({wall / 60:.0f} min of this invocation)."), "",
+           f"`{cmd}` ({train_min:.0f} min of training over the tabulated runs)."), "",
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
           *verdict, ""]
