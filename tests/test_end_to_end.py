@@ -59,6 +59,8 @@ def test_train_resume_evaluate(data_root, tmp_path, capsys):
     assert main(["evaluate", str(run), "--episodes", "2", "--device", "cpu", "--skills"]) == 0
     out = capsys.readouterr().out
     assert all(f"z={k} only" in out for k in range(4)) and "z=4" not in out
+    assert main(["evaluate", str(run), "--skills", "--from-results"]) == 2
+    assert "cannot be combined with --from-results" in capsys.readouterr().err
 
 
 def test_checkpoint_of_another_model_is_a_clear_error(data_root, tmp_path, capsys):

@@ -72,14 +72,14 @@ def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool 
     meta = rd.read_meta()
     trainer = Trainer(run_dir=rd, seed=int(meta.get("seed", 0)), device=device)
     trainer.restore()
+    controller = trainer.learner.controller()
+    if skills and not hasattr(controller, "fixed_skill"):  # before spending time on the evaluation
+        raise ValueError(f"{run_dir}: --skills needs a skill-based learner; "
+                         f"{type(trainer.learner).__name__} does not act through skills")
     res = trainer.evaluate()
     out = {"step": trainer.step, "source_maps": trainer.source_maps, "eval_maps": trainer.eval_maps,
            "win_rate": {m: r["win_rate"] for m, r in res.items()}}
     if skills:
-        controller = trainer.learner.controller()
-        if not hasattr(controller, "fixed_skill"):
-            raise ValueError(f"{run_dir}: --skills needs a skill-based learner; "
-                             f"{type(trainer.learner).__name__} does not act through skills")
         out["skill_win_rate"] = {}
         try:
             for k in range(trainer.learner.num_skills):
@@ -108,9 +108,9 @@ def run(args) -> int:
     device = resolve_device(args.device)
     columns: dict[str, list[dict]] = defaultdict(list)
     source, eval_maps = [], []
+    if args.skills and args.from_results:
+        raise ValueError("--skills re-runs the evaluation; it cannot be combined with --from-results")
     for d in map(Path, args.run_dirs):
-        if args.skills and args.from_results:
-            raise ValueError("--skills re-runs the evaluation; it cannot be combined with --from-results")
         r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device, args.skills)
         label = args.label or run_label(d)
         columns[label].append(r["win_rate"])

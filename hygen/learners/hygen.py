@@ -129,7 +129,8 @@ def _shift_last_actions(onehot: Tensor) -> Tensor:
 
 class HyGenController:
     """Decentralised execution: argmax_z Q_i(tau_i, z) (epsilon-greedy over skills when
-    exploring), then the decoder's greedy available action for that skill. One forward
+    exploring), then the decoder's greedy available action for that skill (drawn from
+    p(a | tau, z) instead while exploring, if ``explore_actions="sample"``). One forward
     pass for all environments and agents.
 
     ``fixed_skill = k`` makes every agent play skill k at every step instead (a diagnostic:
