@@ -162,6 +162,31 @@ def test_sampled_exploration_draws_available_actions_and_greedy_eval_stays_argma
         small_learner(explore_actions="softmax")
 
 
+def test_epsilon_exploration_samples_with_probability_epsilon():
+    """'epsilon': an agent's action is drawn from p(a | tau, z) with probability epsilon, else
+    the argmax; at epsilon 1 it is 'sample', near 0 the greedy action (skills fixed to isolate actions)."""
+    L = small_learner(explore_actions="epsilon")
+    c = L.controller()
+    c.fixed_skill = 1
+    E, name = 64, "3m"
+    b = random_episodes(name, E, lengths=[2] * E, seed=4)
+    obs, avail = b.obs[:, 0], b.avail_actions[:, 0].bool()
+
+    def act(mode, eps, seed=0):
+        L.explore_actions = mode
+        return c.act(name, obs, avail, c.initial_state(name, E), epsilon=eps,
+                     generator=torch.Generator().manual_seed(seed))[0]
+
+    greedy = act("greedy", 0.0)
+    assert torch.equal(act("epsilon", 1e-9), greedy)
+    for seed in range(3):
+        assert torch.equal(act("epsilon", 1.0, seed), act("sample", 1.0, seed))
+    half = torch.stack([act("epsilon", 0.5, s) for s in range(20)])
+    full = torch.stack([act("sample", 1.0, s) for s in range(20)])
+    changed_half, changed_full = (half != greedy).float().mean(), (full != greedy).float().mean()
+    assert 0.3 < changed_half / changed_full < 0.7  # about half as many departures from the argmax
+
+
 def test_state_dict_round_trip_and_mismatch():
     L = small_learner()
     L.update(batches(), 0, "skill_discovery")
@@ -190,15 +215,16 @@ class _ObsTableQ(torch.nn.Module):
         return qs, torch.zeros_like(qs), obs.new_zeros(obs.shape[0], obs.shape[2], 1)
 
 
-@pytest.mark.parametrize("double_q", [False, True])
-def test_td_targets_on_a_hand_made_batch(double_q):
+@pytest.mark.parametrize("double_q,td_lambda", [(False, 0.0), (True, 0.0), (False, 1.0)])
+def test_td_targets_on_a_hand_made_batch(double_q, td_lambda):
     """Eq. 4 by hand: Q_tot at the data skills vs r + gamma * (1 - terminated) * the target
     network's value at t+1 (max over skills, or at the live argmax with double_q); padded
-    rows and the rows after a terminal step never enter the loss."""
+    rows and the rows after a terminal step never enter the loss. td_lambda = 1: the target
+    is the discounted return of the rest of the (terminated) episode."""
     from hygen.mixers import VDNMixer
 
     L = small_learner(maps=["3m"], observation_encoder=_ObsTableQ, mixer=VDNMixer, conservative=NoConservativeLoss,
-                      refine_decoder=False, gamma=0.5, double_q=double_q)
+                      refine_decoder=False, gamma=0.5, double_q=double_q, td_lambda=td_lambda)
     with torch.no_grad():
         L.target_q_net.scale.fill_(-2.0)  # a target network whose argmax differs from the live one
     b = random_episodes("3m", 3, lengths=[2, 4, 1], seed=3)
@@ -216,6 +242,9 @@ def test_td_targets_on_a_hand_made_batch(double_q):
             target_next = sum(target_q[i, pick[i]] for i in range(3))
             done = float(t == length - 1)
             y = b.reward[e, t, 0] + 0.5 * (1.0 - done) * target_next
+            if td_lambda == 1.0:
+                assert b.terminated[e, length - 1, 0] == 1.0
+                y = sum(0.5 ** k * b.reward[e, t + k, 0] for k in range(length - t))
             errors.append(float(q_tot - y))
     expect = sum(x * x for x in errors) / len(errors)
     assert stats["td_loss"].item() == pytest.approx(expect, rel=1e-5)
@@ -234,6 +263,8 @@ def test_resume_keeps_the_bound_learning_rate():
 def test_bad_settings_give_clear_errors():
     with pytest.raises(HyGenConfigError, match="refine_weighting"):
         HyGenLearner(maps=["3m"], refine_weighting="best")
+    with pytest.raises(HyGenConfigError, match="td_lambda"):
+        HyGenLearner(maps=["3m"], td_lambda=1.5)
     with pytest.raises(UnknownNameError, match="known maps"):
         HyGenLearner(maps=["3mm"])
     with pytest.raises(ValueError, match="unknown phase"):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from hygen.buffers import EpisodeBatch
-from hygen.learners.qmix import QMIXLearner, agent_inputs, lambda_returns
+from hygen.learners.qmix import QMIXLearner, agent_inputs
+from hygen.losses import lambda_returns
 from hygen.mixers import QMixer
 from hygen.rundir import RunDir
 from hygen.runner import LinearEpsilon, Runner, epsilon_greedy

@@ -61,6 +61,7 @@ from hygen.mixers.attention import AttentionMixer, ValueMixer
 
 PHASES = ("skill_discovery", "policy")
 REFINE_WEIGHTINGS = ("return", "won", "uniform")
+EXPLORE_ACTIONS = ("greedy", "sample", "epsilon")
 MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
 
 
@@ -168,10 +169,14 @@ class HyGenController:
         logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
                                              agent_state["dec_hidden"], **rtg)
         logits = logits[:, 0].masked_fill(~avail, float("-inf"))
-        if epsilon > 0.0 and lr.explore_actions == "sample":  # exploring: actions drawn from p(a | tau, z)
-            actions = torch.multinomial(logits.softmax(-1).flatten(0, 1), 1, generator=generator).view(skills.shape)
-        else:
-            actions = logits.argmax(-1)
+        actions = logits.argmax(-1)
+        if epsilon > 0.0 and lr.explore_actions != "greedy":  # exploring: actions drawn from p(a | tau, z)
+            sampled = torch.multinomial(logits.softmax(-1).flatten(0, 1), 1, generator=generator).view(skills.shape)
+            if lr.explore_actions == "sample":
+                actions = sampled
+            else:  # "epsilon": each agent samples with probability epsilon, else the argmax (the test policy)
+                draw = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
+                actions = torch.where(draw, sampled, actions)
         return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
                          "last_action": F.one_hot(actions, avail.shape[-1]).float(),
                          **{k: agent_state[k] for k in ("return_to_go",) if k in agent_state}}
@@ -201,12 +206,15 @@ class HyGenLearner:
         gamma, lr, grad_norm_clip: 0.99, 5e-4 (Adam), 10.
         double_q: next skills chosen by the live network, valued by the target one
             (eq. 4 as printed uses the target max: False).
+        td_lambda: 0 is eq. 4's one-step target; > 0 the TD(lambda) return over each
+            episode (not in the paper; propagates reward faster in short protocols).
         refine_decoder: train the decoder in phase 2 (False = no-refinement ablation).
         refine_weighting: "return" (w = return/20), "won" (won episodes only), "uniform".
         refine_weight: factor on the refinement loss.
         explore_actions: how online episodes pick actions while exploring (epsilon > 0):
             "greedy" (the decoder's argmax; exploration only over skills, as the public code)
-            or "sample" (drawn from p(a | tau, z)). Refinement can only improve a skill
+            or "sample" (drawn from p(a | tau, z)) or "epsilon" (drawn with probability epsilon
+            per agent and step, the argmax otherwise). Refinement can only improve a skill
             with actions the decoder did not already take, so it needs "sample".
             Evaluation is always greedy.
     """
@@ -218,7 +226,8 @@ class HyGenLearner:
                  mixer: Callable[..., ValueMixer] = AttentionMixer,
                  conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
-                 grad_norm_clip: float = 10.0, double_q: bool = False, refine_decoder: bool = True,
+                 grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
+                 refine_decoder: bool = True,
                  refine_weighting: str = "return", refine_weight: float = 1.0, explore_actions: str = "greedy"):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
@@ -228,9 +237,12 @@ class HyGenLearner:
         if refine_weighting not in REFINE_WEIGHTINGS:
             raise HyGenConfigError(f"HyGenLearner.refine_weighting must be one of {REFINE_WEIGHTINGS}, "
                                    f"got {refine_weighting!r}")
-        if explore_actions not in ("greedy", "sample"):
-            raise HyGenConfigError(f"HyGenLearner.explore_actions must be 'greedy' or 'sample', got {explore_actions!r}")
-        self.explore_actions = explore_actions
+        if explore_actions not in EXPLORE_ACTIONS:
+            raise HyGenConfigError(f"HyGenLearner.explore_actions must be one of {EXPLORE_ACTIONS}, "
+                                   f"got {explore_actions!r}")
+        if not 0.0 <= td_lambda <= 1.0:
+            raise HyGenConfigError(f"HyGenLearner.td_lambda must be in [0, 1], got {td_lambda}")
+        self.explore_actions, self.td_lambda = explore_actions, td_lambda
         self.device = torch.device(device)
         self.num_skills = num_skills
         self.global_encoder = _build(trajectory_encoder, "trajectory_encoder", num_skills=num_skills).to(self.device)
@@ -360,7 +372,7 @@ class HyGenLearner:
         cond = self.mixer.condition(b.state[:, :-1], m, steps)
         chosen = qs[:, :-1].gather(-1, data_skills.unsqueeze(-1)).squeeze(-1)  # Q_i(tau_i, z_data)
         q_tot = self.mixer.mix(chosen, cond)
-        l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma)  # eq. 4
+        l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma, self.td_lambda)  # eq. 4
         l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)  # eq. 5
         l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask, agent_mask)
         cql_coef = self.conservative.coefficient(ratio)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hygen.losses.objectives import lambda_returns
 from hygen.mixers.qmix import QMixer
 from hygen.runner import epsilon_greedy
 
@@ -59,28 +60,6 @@ def agent_inputs(obs: Tensor, last_actions_onehot: Tensor) -> Tensor:
     n = obs.shape[-2]
     ids = torch.eye(n, device=obs.device, dtype=obs.dtype).expand(*obs.shape[:-2], n, n)
     return torch.cat([obs, last_actions_onehot.to(obs.dtype), ids], dim=-1)
-
-
-def lambda_returns(reward: Tensor, terminated: Tensor, mask: Tensor, next_v: Tensor, gamma: float,
-                   td_lambda: float) -> Tensor:
-    """TD(lambda) targets, all [B, T, 1] (next_v[:, t] values the row after step t):
-
-        G_t = r_t + gamma * (1 - d_t) * ((1 - lambda) * V_{t+1} + lambda * G_{t+1}),
-
-    where G_{t+1} is replaced by V_{t+1} when step t+1 is not a real transition (end of data).
-    lambda = 0 is the one-step target r_t + gamma * (1 - d_t) * V_{t+1}.
-    """
-    one_step = reward + gamma * (1.0 - terminated) * next_v
-    if td_lambda == 0.0:
-        return one_step
-    out = torch.empty_like(one_step)
-    g_next = next_v[:, -1]
-    for t in range(reward.shape[1] - 1, -1, -1):  # backwards over time, batched over episodes
-        out[:, t] = reward[:, t] + gamma * (1.0 - terminated[:, t]) * (
-            (1.0 - td_lambda) * next_v[:, t] + td_lambda * g_next)
-        if t > 0:  # the return from row t, or V_t where step t holds no data
-            g_next = mask[:, t] * out[:, t] + (1.0 - mask[:, t]) * next_v[:, t - 1]
-    return out
 
 
 class QMIXController:

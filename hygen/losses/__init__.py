@@ -5,6 +5,7 @@ from hygen.losses.objectives import (
     alive_agents,
     consistency_loss,
     kl_to_uniform,
+    lambda_returns,
     masked_mean,
     td_loss,
     vae_loss,
@@ -13,5 +14,5 @@ from hygen.losses.objectives import (
 )
 
 __all__ = ["CQLLoss", "ConservativeLoss", "NoConservativeLoss", "ODISGapLoss", "alive_agents",
-           "consistency_loss", "kl_to_uniform", "masked_mean", "td_loss", "vae_loss", "weighted_nll",
-           "weighted_nll_at"]
+           "consistency_loss", "kl_to_uniform", "lambda_returns", "masked_mean", "td_loss", "vae_loss",
+           "weighted_nll", "weighted_nll_at"]

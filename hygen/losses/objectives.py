@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -54,14 +55,37 @@ def vae_loss(decoder_logits: Tensor, skill_logits: Tensor, actions: Tensor, avai
     return loss, {"nll": masked_mean(nll, agent_mask).detach(), "kl_uniform": masked_mean(kl, agent_mask).detach()}
 
 
+def lambda_returns(reward: Tensor, terminated: Tensor, mask: Tensor, next_v: Tensor, gamma: float,
+                   td_lambda: float) -> Tensor:
+    """TD(lambda) targets, all [B, T, 1] (next_v[:, t] values the row after step t):
+
+        G_t = r_t + gamma * (1 - d_t) * ((1 - lambda) * V_{t+1} + lambda * G_{t+1}),
+
+    where G_{t+1} is replaced by V_{t+1} when step t+1 is not a real transition (end of data).
+    lambda = 0 is the one-step target r_t + gamma * (1 - d_t) * V_{t+1}.
+    """
+    one_step = reward + gamma * (1.0 - terminated) * next_v
+    if td_lambda == 0.0:
+        return one_step
+    out = torch.empty_like(one_step)
+    g_next = next_v[:, -1]
+    for t in range(reward.shape[1] - 1, -1, -1):  # backwards over time, batched over episodes
+        out[:, t] = reward[:, t] + gamma * (1.0 - terminated[:, t]) * (
+            (1.0 - td_lambda) * next_v[:, t] + td_lambda * g_next)
+        if t > 0:  # the return from row t, or V_t where step t holds no data
+            g_next = mask[:, t] * out[:, t] + (1.0 - mask[:, t]) * next_v[:, t - 1]
+    return out
+
+
 def td_loss(q_tot: Tensor, target_next_q_tot: Tensor, reward: Tensor, terminated: Tensor, mask: Tensor,
-            gamma: float = 0.99) -> tuple[Tensor, Tensor]:
+            gamma: float = 0.99, td_lambda: float = 0.0) -> tuple[Tensor, Tensor]:
     """Eq. 4: E[(r + gamma * max_z' Q_tot(tau', z'; theta^-) - Q_tot(tau, z; theta))^2].
 
     All [B, T, 1]; ``target_next_q_tot`` already holds the max over next skills
-    (per-agent argmax, monotonic mixer). Returns (loss, td error).
+    (per-agent argmax, monotonic mixer). ``td_lambda > 0`` replaces the one-step target by
+    the TD(lambda) return (``lambda_returns``; not in the paper). Returns (loss, td error).
     """
-    y = reward + gamma * (1.0 - terminated) * target_next_q_tot.detach()
+    y = lambda_returns(reward, terminated, mask, target_next_q_tot.detach(), gamma, td_lambda)
     td = (q_tot - y) * mask
     return (td ** 2).sum() / mask.sum().clamp_min(1.0), td.detach()
 
