@@ -97,6 +97,23 @@ def test_hybrid_ratio_comes_from_the_batch_and_scales_cql():
     assert small_learner(conservative=NoConservativeLoss).update(batches(), 0, "policy")["cql_coef"] == 0.0
 
 
+def test_cql_over_offline_samples_only():
+    """cql_samples='offline': L_CQL is the term of the batch's offline episodes alone (0 with none)."""
+    def cql(n_offline, first=6, **kw):
+        L = small_learner(maps=["3m"], **kw)
+        b = random_episodes("3m", 6, lengths=[5, 9, 3, 7, 8, 4], seed=0)
+        b.n_offline = n_offline
+        b = b[torch.arange(first)]
+        return L._policy_loss(b.trim(), ratio=0.5)[1]["cql_loss"].item()
+
+    assert cql(0, cql_samples="offline") == 0.0
+    assert cql(0, cql_samples="all") > 0.0
+    assert cql(6, cql_samples="offline") == pytest.approx(cql(6, cql_samples="all"), rel=1e-6)
+    # the first 3 episodes are the offline ones: the same as a batch of just those, with 'all'
+    assert cql(3, cql_samples="offline") == pytest.approx(cql(3, first=3, cql_samples="all"), rel=1e-5)
+    assert cql(3, cql_samples="offline") != pytest.approx(cql(3, cql_samples="all"), rel=1e-3)
+
+
 @pytest.mark.parametrize("name", ["3m", "3s5z", "13m_vs_15m"])
 def test_controller_acts_on_any_map_with_available_actions(name):
     L = small_learner()
@@ -263,6 +280,8 @@ def test_resume_keeps_the_bound_learning_rate():
 def test_bad_settings_give_clear_errors():
     with pytest.raises(HyGenConfigError, match="refine_weighting"):
         HyGenLearner(maps=["3m"], refine_weighting="best")
+    with pytest.raises(HyGenConfigError, match="cql_samples"):
+        HyGenLearner(maps=["3m"], cql_samples="online")
     with pytest.raises(HyGenConfigError, match="td_lambda"):
         HyGenLearner(maps=["3m"], td_lambda=1.5)
     with pytest.raises(UnknownNameError, match="known maps"):

@@ -62,6 +62,7 @@ from hygen.mixers.attention import AttentionMixer, ValueMixer
 PHASES = ("skill_discovery", "policy")
 REFINE_WEIGHTINGS = ("return", "won", "uniform")
 EXPLORE_ACTIONS = ("greedy", "sample", "epsilon")
+CQL_SAMPLES = ("all", "offline")
 MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
 
 
@@ -206,6 +207,9 @@ class HyGenLearner:
         gamma, lr, grad_norm_clip: 0.99, 5e-4 (Adam), 10.
         double_q: next skills chosen by the live network, valued by the target one
             (eq. 4 as printed uses the target max: False).
+        cql_samples: what L_CQL averages over: "all" agent-steps of the hybrid batch, or
+            "offline" ones only (online samples are the current policy's own skills: pushing
+            their values up makes the greedy policy keep whatever it already does).
         td_lambda: 0 is eq. 4's one-step target; > 0 the TD(lambda) return over each
             episode (not in the paper; propagates reward faster in short protocols).
         refine_decoder: train the decoder in phase 2 (False = no-refinement ablation).
@@ -227,7 +231,7 @@ class HyGenLearner:
                  conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
-                 refine_decoder: bool = True,
+                 cql_samples: str = "all", refine_decoder: bool = True,
                  refine_weighting: str = "return", refine_weight: float = 1.0, explore_actions: str = "greedy"):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
@@ -240,6 +244,9 @@ class HyGenLearner:
         if explore_actions not in EXPLORE_ACTIONS:
             raise HyGenConfigError(f"HyGenLearner.explore_actions must be one of {EXPLORE_ACTIONS}, "
                                    f"got {explore_actions!r}")
+        if cql_samples not in CQL_SAMPLES:
+            raise HyGenConfigError(f"HyGenLearner.cql_samples must be one of {CQL_SAMPLES}, got {cql_samples!r}")
+        self.cql_samples = cql_samples
         if not 0.0 <= td_lambda <= 1.0:
             raise HyGenConfigError(f"HyGenLearner.td_lambda must be in [0, 1], got {td_lambda}")
         self.explore_actions, self.td_lambda = explore_actions, td_lambda
@@ -374,7 +381,12 @@ class HyGenLearner:
         q_tot = self.mixer.mix(chosen, cond)
         l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma, self.td_lambda)  # eq. 4
         l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)  # eq. 5
-        l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask, agent_mask)
+        if self.cql_samples == "offline":  # L_CQL over the offline episodes only (none: 0)
+            off = (torch.arange(len(b), device=mask.device) < b.n_offline)[:, None, None].float()
+            l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask * off,
+                                      agent_mask * off)
+        else:
+            l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask, agent_mask)
         cql_coef = self.conservative.coefficient(ratio)
         loss = l_td + self.alpha * l_c + cql_coef * l_cql  # eq. 6
 
