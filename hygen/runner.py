@@ -117,8 +117,9 @@ class RolloutStats:
                 "episode_length_mean": self.episode_length_mean, "epsilon": self.epsilon}
 
 
-# Storage keys and dtypes. They follow hygen.buffers.EpisodeBatch (and ODIS's file format).
-_FIELDS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
+# Storage keys and dtypes. They follow hygen.buffers.EpisodeBatch (and ODIS's file format);
+# "skills": what a skill controller's agent_state["skill"] held at each step (-1: none).
+_FIELDS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled", "skills")
 
 
 class Runner:
@@ -174,6 +175,7 @@ class Runner:
             "reward": torch.zeros(E, T1, 1, device=dev),
             "terminated": torch.zeros(E, T1, 1, dtype=torch.bool, device=dev),
             "filled": torch.zeros(E, T1, 1, dtype=torch.bool, device=dev),
+            "skills": torch.full((E, T1, n, 1), -1, dtype=torch.long, device=dev),
         }
         self.t = torch.zeros(E, dtype=torch.long, device=dev)  # each env's current row
         self.ep_return = torch.zeros(E, device=dev)
@@ -182,7 +184,7 @@ class Runner:
     def _write_first(self, idx: Tensor, obs: Tensor, state: Tensor, avail: Tensor) -> None:
         """Start fresh episodes in envs ``idx`` (row 0)."""
         for k in _FIELDS:
-            self.buf[k][idx] = 0
+            self.buf[k][idx] = -1 if k == "skills" else 0
         self.t[idx] = 0
         self.ep_return[idx] = 0.0
         self.ep_won[idx] = False
@@ -203,6 +205,7 @@ class Runner:
         """One batched env step; returns the number of real transitions taken."""
         actions, new_state = controller.act(self.map_name, self.obs, self.avail, self.agent_state,
                                             epsilon, self.generator)
+        skills = new_state.get("skill")  # [E, n] of a skill controller, else None
         out = self.env.step(actions)
         new_state = _observe_reward(controller, new_state, out.reward)
         reset = out.reset_mask.bool()
@@ -213,6 +216,8 @@ class Runner:
                 raise RuntimeError(f"{self.map_name}: an episode ran past episode_limit={self.episode_limit} "
                                    "without the environment ending it")
             self.buf["actions"][e, t] = actions[e].unsqueeze(-1)
+            if skills is not None:
+                self.buf["skills"][e, t] = skills[e].unsqueeze(-1)
             self.buf["reward"][e, t, 0] = out.reward[e].float()
             term = out.terminated[e].bool()
             self.buf["terminated"][e, t, 0] = term
@@ -368,4 +373,7 @@ def make_episode_batch(fields: dict[str, Tensor], map_name: str, won: Tensor | N
     """Build a hygen.buffers.EpisodeBatch from runner storage."""
     from hygen.buffers.episode import EpisodeBatch
 
+    fields = dict(fields)
+    if "skills" in fields and not bool((fields["skills"] >= 0).any()):
+        fields["skills"] = None  # the controller reports no skills
     return EpisodeBatch(map_name=map_name, won=won, **fields)

@@ -118,3 +118,21 @@ def test_real_file_conventions(real_3m_path):
     won = b.battle_won
     assert won.float().mean().item() == pytest.approx(0.5415)
     assert torch.equal(won, b.returns > 19.99)
+
+
+def test_executed_skills_follow_cat_index_trim_and_shape_check():
+    off = random_episodes("3m", 2, lengths=[6, 4], seed=1)
+    off.n_offline = 2
+    on = random_episodes("3m", 2, lengths=[9, 3], seed=2)
+    on.skills = torch.randint(0, 4, on.actions.shape)
+    c = EpisodeBatch.cat([off.trim(), on.trim()])
+    assert c.skills.shape == c.actions.shape and c.skills.dtype == torch.int64
+    assert (c.skills[:2] == -1).all()  # offline episodes: unknown
+    assert torch.equal(c.skills[2:], on.skills[:, :c.max_seq_length])
+    assert torch.equal(c[torch.tensor([3])].skills, c.skills[3:])
+    assert c.trim().skills.shape[1] == c.trim().max_seq_length
+    assert EpisodeBatch.cat([off, off]).skills is None
+    with pytest.raises(EpisodeBatchError, match="skills"):
+        EpisodeBatch(obs=on.obs, state=on.state, actions=on.actions, avail_actions=on.avail_actions,
+                     reward=on.reward, terminated=on.terminated, filled=on.filled, map_name="3m",
+                     skills=on.skills[:, :, :2])

@@ -114,6 +114,36 @@ def test_cql_over_offline_samples_only():
     assert cql(3, cql_samples="offline") != pytest.approx(cql(3, cql_samples="all"), rel=1e-3)
 
 
+def test_online_skills_executed_replaces_the_relabelled_skill_where_recorded():
+    """online_skills='executed': eq. 4, L_CQL and refinement read the skill the agent executed;
+    the consistency loss (eq. 5) still matches the global encoder."""
+    def stats(skills, online_skills):
+        L = small_learner(maps=["3m"], online_skills=online_skills)
+        b = random_episodes("3m", 4, lengths=[5, 9, 3, 7], seed=0)
+        b.n_offline = 2
+        b.skills = skills
+        return {k: float(v) for k, v in L._policy_loss(b.trim(), ratio=0.5)[1].items()}
+
+    L = small_learner(maps=["3m"])
+    b = random_episodes("3m", 4, lengths=[5, 9, 3, 7], seed=0).trim()
+    with torch.no_grad():
+        relabel = L.global_encoder(b.state[:, :-1], b.actions_onehot[:, :-1], "3m", b.mask[..., 0] > 0).argmax(-1)
+    same = torch.full((4, 10, 3, 1), -1)
+    same[:, :-1] = relabel[..., None]
+    other = torch.full((4, 10, 3, 1), -1)
+    other[2:, :-1] = (relabel[2:, ..., None] + 1) % 4  # online episodes executed another skill
+    base = stats(None, "relabelled")
+    for key in ("td_loss", "cql_loss", "refine_nll", "consistency_loss"):
+        assert stats(same, "executed")[key] == pytest.approx(base[key], rel=1e-6), key
+        assert stats(other, "relabelled")[key] == pytest.approx(base[key], rel=1e-6), key  # ignored
+        assert stats(torch.full_like(other, -1), "executed")[key] == pytest.approx(base[key], rel=1e-6), key
+    moved = stats(other, "executed")
+    for key in ("td_loss", "cql_loss", "refine_nll"):
+        assert moved[key] != pytest.approx(base[key], rel=1e-4), key
+    assert moved["consistency_loss"] == pytest.approx(base["consistency_loss"], rel=1e-6)
+    assert moved["local_skill_agreement"] == pytest.approx(base["local_skill_agreement"], rel=1e-6)
+
+
 @pytest.mark.parametrize("name", ["3m", "3s5z", "13m_vs_15m"])
 def test_controller_acts_on_any_map_with_available_actions(name):
     L = small_learner()
@@ -284,6 +314,8 @@ def test_bad_settings_give_clear_errors():
         HyGenLearner(maps=["3m"], cql_samples="online")
     with pytest.raises(HyGenConfigError, match="td_lambda"):
         HyGenLearner(maps=["3m"], td_lambda=1.5)
+    with pytest.raises(HyGenConfigError, match="online_skills"):
+        HyGenLearner(maps=["3m"], online_skills="chosen")
     with pytest.raises(UnknownNameError, match="known maps"):
         HyGenLearner(maps=["3mm"])
     with pytest.raises(ValueError, match="unknown phase"):

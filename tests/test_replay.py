@@ -104,3 +104,24 @@ def test_float16_storage_option():
     assert s.obs.dtype == torch.float32
     assert (s.obs - src.trim().obs).abs().max() < 1e-3
     assert buf.nbytes() < ReplayBuffer("3m", capacity=2).nbytes()
+
+
+def test_executed_skills_are_stored_and_checkpointed():
+    src = marked(list(range(4)))
+    rows = src.filled[..., None].bool().expand_as(src.actions)  # as the runner records: -1 past the end
+    src.skills = torch.where(rows, torch.randint(0, 4, src.actions.shape), -1)
+    buf = ReplayBuffer("3m", capacity=6)
+    buf.insert(src)
+    buf.insert(marked([4, 5]))  # episodes without skills: -1
+    s = buf.episodes(torch.arange(6))
+    T1 = src.max_seq_length
+    assert s.max_seq_length >= T1
+    assert torch.equal(s.skills[:4, :T1], src.skills) and (s.skills[:4, T1:] == -1).all()
+    assert (s.skills[4:] == -1).all()
+    sd = buf.state_dict()
+    other = ReplayBuffer("3m", capacity=6)
+    other.load_state_dict(sd)
+    assert torch.equal(other.episodes(torch.arange(6)).skills, s.skills)
+    del sd["data"]["skills"]  # a checkpoint from before skills were stored loads as "unknown"
+    other.load_state_dict(sd)
+    assert (other.episodes(torch.arange(6)).skills == -1).all()

@@ -168,3 +168,30 @@ def test_collect_arguments_are_checked():
     runner = Runner("3m", env=FakeEnv(2))
     with pytest.raises(ValueError, match="exactly one"):
         runner.collect(CountingController(9))
+
+
+def test_runner_records_the_skills_a_controller_reports():
+    """A skill controller's agent_state["skill"] of each step lands in the batch's skills (-1 elsewhere)."""
+    from hygen.learners.hygen import HyGenLearner
+
+    learner = HyGenLearner(["3m"])
+    ctrl = learner.controller()
+    seen = []
+
+    class Spy:
+        def initial_state(self, m, e):
+            return ctrl.initial_state(m, e)
+
+        def act(self, *a, **k):
+            actions, state = ctrl.act(*a, **k)
+            seen.append(state["skill"].clone())
+            return actions, state
+
+    runner = Runner("3m", num_envs=1, seed=0)
+    batch, _ = runner.collect(Spy(), n_episodes=1, epsilon=1.0)
+    L = int(batch.episode_lengths[0])
+    assert torch.equal(batch.skills[0, :L, :, 0], torch.stack(seen[:L])[:, 0])
+    assert (batch.skills[0, L:] == -1).all()
+    assert torch.stack(seen).unique().numel() > 1
+    qbatch, _ = Runner("3m", num_envs=1, seed=0).collect(QMIXLearner(["3m"]).controller(), n_episodes=1)
+    assert qbatch.skills is None  # controllers without skills

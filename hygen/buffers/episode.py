@@ -9,6 +9,8 @@ Shapes (B episodes, T+1 time rows, n agents)::
     reward         [B, T+1, 1]       float32
     terminated     [B, T+1, 1]       float32 (0/1)
     filled         [B, T+1, 1]       float32 (0/1)
+    skills         [B, T+1, n, 1]    int64, optional: the skill each agent executed (online
+                                     episodes of a skill-based policy), -1 where unknown
 
 Row convention (PyMARL's episode runner, verified on the ODIS 3m file): an episode of
 ``L`` environment steps fills rows ``0..L``. Rows ``0..L-1`` hold the step data
@@ -70,6 +72,8 @@ class EpisodeBatch:
     hybrid sampler puts them first); 0 for purely online batches.
     ``won``: optional [B] bool "battle won" per episode when the producer knows it
     (env runner); otherwise :attr:`battle_won` derives it from the rewards.
+    ``skills``: optional [B, T+1, n, 1] skill each agent executed (the env runner records
+    what a skill controller chose), -1 where unknown (offline data); None: none known.
     """
 
     obs: torch.Tensor
@@ -82,6 +86,7 @@ class EpisodeBatch:
     map_name: str
     n_offline: int = 0
     won: torch.Tensor | None = None
+    skills: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for name in _TENSOR_FIELDS:  # canonical dtypes; a no-op when they already match
@@ -91,6 +96,11 @@ class EpisodeBatch:
             setattr(self, name, value.to(_DTYPES[name]))
         if self.won is not None:
             self.won = self.won.to(torch.bool).reshape(-1)
+        if self.skills is not None:
+            if not isinstance(self.skills, torch.Tensor):
+                raise EpisodeBatchError(f"EpisodeBatch.skills: expected a torch.Tensor or None, "
+                                        f"got {type(self.skills).__name__}")
+            self.skills = self.skills.to(torch.int64)
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -112,6 +122,9 @@ class EpisodeBatch:
             if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
                 want = ", ".join("*" if s is None else str(s) for s in shape)
                 raise EpisodeBatchError(f"EpisodeBatch.{name}: expected shape [{want}], got {list(got)}")
+        if self.skills is not None and tuple(self.skills.shape) != tuple(self.actions.shape):
+            raise EpisodeBatchError(f"EpisodeBatch.skills: expected shape {list(self.actions.shape)} "
+                                    f"(as actions), got {list(self.skills.shape)}")
         if self.won is not None and self.won.shape[0] != B:
             raise EpisodeBatchError(f"EpisodeBatch.won: expected {B} entries, got {self.won.shape[0]}")
         if not 0 <= self.n_offline <= B:
@@ -157,11 +170,18 @@ class EpisodeBatch:
             for b in batches:
                 out[k][start:start + len(b), : b.max_seq_length] = getattr(b, k)
                 start += len(b)
-        won = None
+        won = skills = None
         if any(b.won is not None for b in batches):
             won = torch.cat([b.battle_won for b in batches])
+        if any(b.skills is not None for b in batches):  # parts without: -1 (unknown)
+            skills = torch.full_like(out["actions"], -1)
+            start = 0
+            for b in batches:
+                if b.skills is not None:
+                    skills[start:start + len(b), : b.max_seq_length] = b.skills
+                start += len(b)
         return cls(**out, map_name=batches[0].map_name, n_offline=_prefix_count(is_off, "EpisodeBatch.cat"),
-                   won=won)
+                   won=won, skills=skills)
 
     # ----- basic container protocol ----------------------------------------------------
     def __len__(self) -> int:
@@ -192,7 +212,8 @@ class EpisodeBatch:
         """A copy on ``device`` (tensors already there are shared, not copied)."""
         moved = {k: getattr(self, k).to(device) for k in _TENSOR_FIELDS}
         won = None if self.won is None else self.won.to(device)
-        return replace(self, **moved, won=won)
+        skills = None if self.skills is None else self.skills.to(device)
+        return replace(self, **moved, won=won, skills=skills)
 
     def __getitem__(self, idx: int | slice | Sequence[int] | torch.Tensor) -> EpisodeBatch:
         """Select episodes; an int keeps the batch axis (``batch[3]`` has B=1)."""
@@ -204,14 +225,16 @@ class EpisodeBatch:
         sel = {k: getattr(self, k)[idx] for k in _TENSOR_FIELDS}
         is_off = self._offline_flags().to(self.device)[idx]
         won = None if self.won is None else self.won[idx]
-        return replace(self, **sel, won=won, n_offline=_prefix_count(is_off.cpu(), "EpisodeBatch[idx]"))
+        skills = None if self.skills is None else self.skills[idx]
+        return replace(self, **sel, won=won, skills=skills, n_offline=_prefix_count(is_off.cpu(), "EpisodeBatch[idx]"))
 
     def trim(self) -> EpisodeBatch:
         """Cut the time axis to the longest filled episode (learners skip the padding)."""
         t_max = int(self.filled.sum(1).max().item()) if len(self) else 0
         if t_max == self.max_seq_length:
             return self
-        return replace(self, **{k: getattr(self, k)[:, :t_max] for k in _TENSOR_FIELDS})
+        skills = None if self.skills is None else self.skills[:, :t_max]
+        return replace(self, **{k: getattr(self, k)[:, :t_max] for k in _TENSOR_FIELDS}, skills=skills)
 
     # ----- derived quantities ----------------------------------------------------------
     @property
@@ -272,6 +295,8 @@ class EpisodeBatch:
             v = getattr(self, k)
             pad = torch.zeros((v.shape[0], extra, *v.shape[2:]), dtype=v.dtype, device=v.device)
             out[k] = torch.cat([v, pad], dim=1)
+        if self.skills is not None:
+            out["skills"] = F.pad(self.skills, (0, 0, 0, 0, 0, extra), value=-1)
         return replace(self, **out)
 
     def __repr__(self) -> str:

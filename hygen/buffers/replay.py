@@ -54,6 +54,7 @@ class ReplayBuffer:
             "reward": z(C, T1, 1, dtype=torch.float32),
             "terminated": z(C, T1, 1, dtype=torch.bool),
             "filled": z(C, T1, 1, dtype=torch.bool),
+            "skills": z(C, T1, n, 1, dtype=torch.int8) - 1,  # executed skill, -1 unknown
         }
         self._won = z(C, dtype=torch.bool)
         self._n_rows = z(C, dtype=torch.long)  # filled rows per slot, to trim samples
@@ -92,6 +93,10 @@ class ReplayBuffer:
             dst[slots, :T1] = getattr(batch, k).to(dst.dtype)
             if T1 < self.max_seq_length:
                 dst[slots, T1:] = 0  # clear what the overwritten episode left behind
+        skills = self._data["skills"]
+        skills[slots] = -1
+        if batch.skills is not None:
+            skills[slots, :T1] = batch.skills.to(skills.dtype)
         self._won[slots] = batch.battle_won
         self._n_rows[slots] = batch.filled.sum((1, 2)).long()
         self._next = (self._next + B) % self.capacity
@@ -102,7 +107,7 @@ class ReplayBuffer:
         slots = slots.to(self.device)
         T1 = max(int(self._n_rows[slots].max()), 2) if len(slots) else 2
         d = {k: v[slots, :T1] for k, v in self._data.items()}
-        return EpisodeBatch(**d, map_name=self.map_name, won=self._won[slots])
+        return EpisodeBatch(**d, map_name=self.map_name, won=self._won[slots])  # skills: -1 where unknown
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> EpisodeBatch:
         """``n`` episodes uniformly without replacement; trimmed; ``n_offline = 0``."""
@@ -144,7 +149,9 @@ class ReplayBuffer:
             filled = torch.arange(self.max_seq_length, device=self.device) < n_rows[:, None]
             first_kept = int(filled[:keep.start].sum())  # packed rows of episodes a smaller buffer drops
             for k, v in self._data.items():
-                v.zero_()
+                v.fill_(-1 if k == "skills" else 0)
+                if k == "skills" and k not in sd["data"]:
+                    continue  # checkpoints written before skills were stored: unknown
                 rows = sd["data"][k].to(self.device, v.dtype)
                 if sd.get("packed"):
                     v[:size][filled[keep]] = rows[first_kept:]

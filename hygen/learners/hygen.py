@@ -63,6 +63,7 @@ PHASES = ("skill_discovery", "policy")
 REFINE_WEIGHTINGS = ("return", "won", "uniform")
 EXPLORE_ACTIONS = ("greedy", "sample", "epsilon")
 CQL_SAMPLES = ("all", "offline")
+ONLINE_SKILLS = ("relabelled", "executed")
 MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
 
 
@@ -210,6 +211,13 @@ class HyGenLearner:
         cql_samples: what L_CQL averages over: "all" agent-steps of the hybrid batch, or
             "offline" ones only (online samples are the current policy's own skills: pushing
             their values up makes the greedy policy keep whatever it already does).
+        online_skills: the skill z of an online sample in eq. 4, L_CQL and refinement:
+            "relabelled" (argmax of the frozen global encoder on (s_t, a_t), as for offline
+            samples; the public code) or "executed" (the skill the agent chose, recorded by
+            the runner). Relabelling values a skill as "the kind of action taken"; executed
+            skills value it as what the decoder does when the skill is chosen -- what the
+            greedy policy will get (e.g. "attack" chosen before any enemy is in range moves,
+            and relabelling credits the move skill with it).
         td_lambda: 0 is eq. 4's one-step target; > 0 the TD(lambda) return over each
             episode (not in the paper; propagates reward faster in short protocols).
         refine_decoder: train the decoder in phase 2 (False = no-refinement ablation).
@@ -231,7 +239,7 @@ class HyGenLearner:
                  conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
-                 cql_samples: str = "all", refine_decoder: bool = True,
+                 cql_samples: str = "all", online_skills: str = "relabelled", refine_decoder: bool = True,
                  refine_weighting: str = "return", refine_weight: float = 1.0, explore_actions: str = "greedy"):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
@@ -247,6 +255,10 @@ class HyGenLearner:
         if cql_samples not in CQL_SAMPLES:
             raise HyGenConfigError(f"HyGenLearner.cql_samples must be one of {CQL_SAMPLES}, got {cql_samples!r}")
         self.cql_samples = cql_samples
+        if online_skills not in ONLINE_SKILLS:
+            raise HyGenConfigError(f"HyGenLearner.online_skills must be one of {ONLINE_SKILLS}, "
+                                   f"got {online_skills!r}")
+        self.online_skills = online_skills
         if not 0.0 <= td_lambda <= 1.0:
             raise HyGenConfigError(f"HyGenLearner.td_lambda must be in [0, 1], got {td_lambda}")
         self.explore_actions, self.td_lambda = explore_actions, td_lambda
@@ -365,6 +377,9 @@ class HyGenLearner:
         with torch.no_grad():  # frozen global encoder gives the data skill and q(z|s,a,i)
             global_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], m, steps)
             data_skills = global_logits.argmax(-1)  # [B, T, n]
+            if self.online_skills == "executed" and b.skills is not None:  # where recorded (online)
+                executed = b.skills[:, :-1, :, 0]
+                data_skills = torch.where(executed >= 0, executed, data_skills)
 
         # entity tokens of the rows with data only, [N_rows, n, E, F], shared by the three local networks
         tokens = obs_entities(pack_rows(b.obs, rows), m, pack_rows(last, rows))
@@ -395,7 +410,7 @@ class HyGenLearner:
                  "td_error_abs": td.abs().sum() / mask.sum().clamp_min(1.0),
                  "q_taken_mean": masked_mean(chosen.detach(), agent_mask),
                  "local_skill_agreement": masked_mean(
-                     (local_logits[:, :-1].argmax(-1) == data_skills).float(), agent_mask)}
+                     (local_logits[:, :-1].argmax(-1) == global_logits.argmax(-1)).float(), agent_mask)}
         if self.refine_decoder:
             # the decoder runs on the same rows as the value networks (its GRU is causal, so rows
             # :-1 are exactly the T-step pass) and only at the data skill (the one the loss reads)
