@@ -100,6 +100,10 @@ SCALES = {
 }
 
 
+UNTRAINED = "untrained (step 0)"
+KEEP_MARKER = "<!-- benchmarks/reproduce.py regenerates the text above this line and keeps the text below -->"
+
+
 def run_dir(out: Path, label: str, seed: int) -> Path:
     slug = label.lower().replace(" ", "_").replace("%", "pct").replace("(", "").replace(")", "").replace("=", "")
     return out / f"{slug}-seed{seed}"
@@ -180,6 +184,10 @@ def main() -> int:
             source = res["source_maps"]
             unseen = [m for m in res["eval_maps"] if m not in source]
         columns[label] = seeds
+    first = runs[args.methods[0]]
+    if all(r["evals"] and r["evals"][0]["step"] == 0 for r in first):
+        # the networks before any update (the methods share them per seed): the floor a method must beat
+        columns[UNTRAINED] = [r["evals"][0]["win_rate"] for r in first]
     rows = win_rate_rows(columns, source, unseen)
     print(to_text(rows, list(columns), title=f"marine-hard, {args.quality} {data} data, scale {args.scale}: win rate (%)"))
     summary = {label: {g: next(r[label] for r in rows if r["group"] == g and r["map"] == "mean")
@@ -187,7 +195,7 @@ def main() -> int:
     verdict = []
     if "HyGen" in summary:
         for label in columns:
-            if label == "HyGen":
+            if label in ("HyGen", UNTRAINED):
                 continue
             for g in ("source", "unseen"):
                 h, o = summary["HyGen"][g][0], summary[label][g][0]
@@ -204,7 +212,9 @@ def main() -> int:
            f"`{cmd}` ({train_min:.0f} min of training over the tabulated runs)."), "",
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
-          *verdict, ""]
+          *verdict, "",
+          f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
+          "(every method starts from the same networks for a given seed).", ""]
     # learning curves next to the table: mean over seeds of the source / unseen mean win rate
     figures = []
     for group in ("source", "unseen"):
@@ -217,7 +227,10 @@ def main() -> int:
            "Mean over seeds of the mean win rate on the source and the unseen maps, at every evaluation.", "",
            *figures, ""]
     args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text("\n".join(md))
+    kept = ""  # what a maintainer wrote below the marker survives regeneration
+    if args.table.is_file() and KEEP_MARKER in args.table.read_text():
+        kept = args.table.read_text().split(KEEP_MARKER, 1)[1]
+    args.table.write_text("\n".join(md) + "\n" + KEEP_MARKER + kept)
     (args.json or out / "reproduce.json").write_text(json.dumps(
         {"scale": args.scale, "data": data, "about": about, "seeds": args.seeds, "columns": columns,
          "seeds_done": done_seeds, "source_maps": source, "unseen_maps": unseen, "summary": summary,
