@@ -54,7 +54,7 @@ class ReplayBuffer:
             "reward": z(C, T1, 1, dtype=torch.float32),
             "terminated": z(C, T1, 1, dtype=torch.bool),
             "filled": z(C, T1, 1, dtype=torch.bool),
-            "skills": z(C, T1, n, 1, dtype=torch.int8) - 1,  # executed skill, -1 unknown
+            "skills": z(C, T1, n, 1, dtype=torch.int16) - 1,  # executed skill, -1 unknown
         }
         self._won = z(C, dtype=torch.bool)
         self._n_rows = z(C, dtype=torch.long)  # filled rows per slot, to trim samples
