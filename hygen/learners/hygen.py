@@ -396,12 +396,11 @@ class HyGenLearner:
         q_tot = self.mixer.mix(chosen, cond)
         l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma, self.td_lambda)  # eq. 4
         l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)  # eq. 5
+        cql_mask, cql_agent_mask = mask, agent_mask
         if self.cql_samples == "offline":  # L_CQL over the offline episodes only (none: 0)
-            off = (torch.arange(len(b), device=mask.device) < b.n_offline)[:, None, None].float()
-            l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask * off,
-                                      agent_mask * off)
-        else:
-            l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), mask, agent_mask)
+            off = (torch.arange(len(b), device=mask.device) < b.n_offline)[:, None, None].to(mask.dtype)
+            cql_mask, cql_agent_mask = mask * off, agent_mask * off
+        l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), cql_mask, cql_agent_mask)
         cql_coef = self.conservative.coefficient(ratio)
         loss = l_td + self.alpha * l_c + cql_coef * l_cql  # eq. 6
 
