@@ -213,8 +213,8 @@ def main() -> int:
           to_markdown(rows, list(columns)), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
           *verdict, "",
-          f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
-          "(every method starts from the same networks for a given seed).", ""]
+          (f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
+           "(every method starts from the same networks for a given seed)."), ""]
     # learning curves next to the table: mean over seeds of the source / unseen mean win rate
     figures = []
     for group in ("source", "unseen"):

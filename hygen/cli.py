@@ -20,8 +20,8 @@ hygen: multi-task multi-agent RL with hybrid offline/online training (HyGen),
 on a built-in batched SMAC-compatible simulator (or real StarCraft II).
 
 Typical session:
-  hygen collect --task-set marine-hard --policy heuristic --data-root data
-  hygen train --gin_file hygen --gin_file tasksets/marine_hard --run_dir runs/hygen
+  hygen collect --task-set marine-hard --policy heuristic --data-root data/smac
+  hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium --run_dir runs/hygen
   hygen evaluate runs/hygen --markdown table.md
 """
 

@@ -136,14 +136,22 @@ def parse_config(gin_files=(), gin_params=()) -> str:
     return gin.config_str()
 
 
+# Where the configs/ files expect their %gin.REQUIRED macros to come from (for the error).
+_MACRO_SOURCES = {"SOURCE_MAPS": "a task set, --gin_file tasksets/marine_hard",
+                  "EVAL_MAPS": "a task set, --gin_file tasksets/marine_hard",
+                  "DATA_QUALITY": "a data quality, --gin_file data/medium",
+                  "NUM_SKILLS": "e.g. --gin_param 'NUM_SKILLS = 6'"}
+
+
 def _check_macros() -> None:
     """Every %MACRO that a binding refers to must be bound (gin only notices at call time)."""
     text = gin.config_str()
     # A macro left at %gin.REQUIRED: name the macro, not gin's sentinel.
     required = re.findall(r"^([A-Za-z_][\w.]*)\s*=\s*%gin\.REQUIRED\s*$", text, re.MULTILINE)
     if required:
-        raise GinConfigError(f"required macro(s) not set: {', '.join(required)}; bind them in a .gin file "
-                             f"(a task set or data quality config) or with --gin_param '{required[0]} = ...'")
+        where = "; ".join(f"{m}: {_MACRO_SOURCES.get(m, 'a .gin file')}" for m in required)
+        raise GinConfigError(f"required macro(s) not set: {', '.join(required)}. Bind them with --gin_file or "
+                             f"--gin_param '{required[0]} = ...' ({where})")
     for name in sorted(set(re.findall(r"%([A-Za-z_][\w.]*)", text)) - {"gin.REQUIRED"}):
         try:
             gin.query_parameter(f"%{name}")
@@ -159,14 +167,3 @@ def _check_macros() -> None:
 def reset() -> None:
     """Forget every binding (tests parse several configs in one process)."""
     gin.clear_config(clear_constants=False)
-
-
-def call_with_config(fn, *args, **kwargs):
-    """Call a gin configurable, turning a missing %REQUIRED binding or macro into a clear error."""
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, RuntimeError) as e:
-        msg = str(e)
-        if "REQUIRED" in msg or "macro" in msg.lower():
-            raise GinConfigError(f"gin config is incomplete: {msg}") from None
-        raise

@@ -111,11 +111,6 @@ class RolloutStats:
     def episode_length_mean(self) -> float:
         return sum(self.lengths) / max(len(self.lengths), 1)
 
-    def as_dict(self) -> dict[str, float]:
-        return {"episodes": self.episodes, "env_steps": self.env_steps, "wins": self.wins,
-                "win_rate": self.win_rate, "return_mean": self.return_mean,
-                "episode_length_mean": self.episode_length_mean, "epsilon": self.epsilon}
-
 
 # Storage keys and dtypes. They follow hygen.buffers.EpisodeBatch (and ODIS's file format);
 # "skills": what a skill controller's agent_state["skill"] held at each step (-1: none).

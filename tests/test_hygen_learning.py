@@ -171,14 +171,14 @@ def test_controller_acts_on_any_map_with_available_actions(name):
 
 
 def test_fixed_skill_forces_every_agent_and_decodes_that_skill():
-    L = small_learner()
+    L = small_learner(explore_actions="greedy")  # actions: the decoder's argmax even at epsilon 1
     c = L.controller()
     E, name = 4, "5m"
     b = random_episodes(name, E, lengths=[2] * E, seed=3)
     obs, avail = b.obs[:, 0], b.avail_actions[:, 0].bool()
     for k in range(L.num_skills):
         c.fixed_skill = k
-        acts, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=1.0)  # exploration is off too
+        acts, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=1.0)  # no skill exploration
         assert (st["skill"] == k).all()
         logits, _ = L.decoder.logits_at(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name,
                                         torch.full((E, 1, get_map(name).n_agents), k))

@@ -140,7 +140,7 @@ def _reference_skill_loss(lr: HyGenLearner, b) -> torch.Tensor:
 
 @pytest.mark.parametrize("phase", ["skill_discovery", "policy"])
 def test_update_losses_and_gradients_equal_the_textbook_computation(phase, monkeypatch):
-    lr = HyGenLearner(maps=["5m_vs_6m"])
+    lr = HyGenLearner(maps=["5m_vs_6m"], refine_weighting="return")  # every random episode weighs in
     with torch.no_grad():  # a target network that differs from the online one
         for p in lr.target_q_net.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -526,12 +526,3 @@ def validate_file(path: str | Path, map_name: str | None = None) -> tuple[str, i
             out.append(f"{what}: {len(eps)} episode(s), e.g. {eps[:5]}")
         return spec.name, B, out
 
-
-def summarize(ds: OfflineDataset) -> dict:
-    """Stats plus shapes, for ``hygen data info``."""
-    spec = get_map(ds.map_name)
-    s = ds.stats()
-    s.update(n_agents=spec.n_agents, obs_shape=spec.layout.obs_shape, state_shape=spec.layout.state_shape,
-             n_actions=spec.n_actions, episode_limit=spec.episode_limit)
-    return s
-

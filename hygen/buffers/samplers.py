@@ -79,7 +79,11 @@ class HybridSampler:
 
 @gin.configurable
 class LinearDecayRatio(HybridSampler):
-    """Paper eq. 3: R_h = max(R_end, R_start - (R_start - R_end) * t / N)."""
+    """Paper eq. 3: R_h = max(R_end, R_start - (R_start - R_end) * t / N).
+
+    The paper prints max(R_end, (R_start - R_end) * t / N), which grows with t; its text
+    (offline data first, then mostly online) describes this decay.
+    """
 
     def __init__(self, start: float = 1.0, end: float = 0.1, decay_steps: int = 5000) -> None:
         super().__init__()

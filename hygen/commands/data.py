@@ -64,7 +64,7 @@ def _info(files: list[Path], map_name: str | None, as_json: bool) -> int:
             print(f"hygen data: error: {e}", file=sys.stderr)
             failed += 1
             continue
-        rows.append(_row(str(path), _quality(path), ds, [ds]))
+        rows.append(_row(str(path), _quality(path), ds))
     by_map: dict[str, list[dict]] = {}
     for r in rows:
         by_map.setdefault(r["map"], []).append(r)
@@ -76,7 +76,7 @@ def _info(files: list[Path], map_name: str | None, as_json: bool) -> int:
     return 1 if failed else 0
 
 
-def _row(name: str, quality: str, ds: OfflineDataset, parts: list[OfflineDataset]) -> dict:
+def _row(name: str, quality: str, ds: OfflineDataset) -> dict:
     spec = get_map(ds.map_name)
     s = ds.stats()
     return {

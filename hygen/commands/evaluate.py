@@ -12,7 +12,8 @@ HELP = "re-run greedy evaluation of trained runs and print the zero-shot win-rat
 DESCRIPTION = """\
 Re-run the greedy evaluation (source and unseen maps) from each run's newest checkpoint
 and print a table laid out like the paper's Table 1 (win rate in %). Runs with the same
-label (method plus ablation configs) are pooled as seeds: mean ± std.
+label (method plus ablation configs, and any other setting in which they differ from each
+other) are pooled as seeds: mean ± std.
 
 examples:
   hygen evaluate runs/hygen-mh
@@ -39,12 +40,41 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
 
 
-def run_label(run_dir: Path) -> str:
-    """Method plus the configs that change it (ablations), without task set and data quality."""
+def _settings(run_dir: Path) -> tuple[list[str], list[str]]:
+    """(gin files, gin params) a run was started with, from its meta.json."""
     meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").exists() else {}
-    stems = [Path(f).stem for f in meta.get("gin_files", [])
-             if not any(part in str(f) for part in ("tasksets", "/data/", "config.gin"))]
-    return "+".join(stems) or run_dir.name
+    files = [str(f) for f in meta.get("gin_files", []) if Path(f).name != "config.gin"]
+    return files, [str(p) for p in meta.get("gin_params", [])]
+
+
+def run_labels(run_dirs: list[Path]) -> tuple[list[str], dict[str, str]]:
+    """One column label per run, and a legend for the labels that need one.
+
+    The label is the method plus its ablation configs (task set and data quality left out).
+    Runs that share it but differ in anything else (a data quality, a ``--gin_param``) get a
+    numbered label, "hygen (2)", explained in the legend; so only runs that differ in nothing
+    but the seed are pooled."""
+    settings = [_settings(d) for d in run_dirs]
+    base = []
+    for d, (files, _) in zip(run_dirs, settings):
+        stems = [Path(f).stem for f in files if Path(f).parts[0] not in ("tasksets", "data")]
+        base.append("+".join(stems) or d.name)
+    labels, legend, variants = [], {}, defaultdict(list)
+    for i, (files, params) in enumerate(settings):
+        group = [settings[j] for j in range(len(run_dirs)) if base[j] == base[i]]
+        common_files = set.intersection(*(set(f) for f, _ in group))
+        common_params = set.intersection(*(set(p) for _, p in group))
+        extra = ", ".join([f for f in files if f not in common_files]
+                          + [p.replace(" ", "") for p in params if p not in common_params])
+        if not extra:
+            labels.append(base[i])
+            continue
+        if extra not in variants[base[i]]:
+            variants[base[i]].append(extra)
+        label = f"{base[i]} ({variants[base[i]].index(extra) + 1})"
+        legend[label] = extra
+        labels.append(label)
+    return labels, legend
 
 
 def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool = False) -> dict:
@@ -110,9 +140,13 @@ def run(args) -> int:
     source, eval_maps = [], []
     if args.skills and args.from_results:
         raise ValueError("--skills re-runs the evaluation; it cannot be combined with --from-results")
-    for d in map(Path, args.run_dirs):
+    run_dirs = [Path(d) for d in args.run_dirs]
+    auto_labels, legend = run_labels(run_dirs)
+    if args.label:
+        legend = {}
+    for d, auto_label in zip(run_dirs, auto_labels):
         r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device, args.skills)
-        label = args.label or run_label(d)
+        label = args.label or auto_label
         columns[label].append(r["win_rate"])
         for k, wr in r.get("skill_win_rate", {}).items():
             columns[f"{label}, z={k} only"].append(wr)
@@ -122,9 +156,12 @@ def run(args) -> int:
     unseen = [m for m in eval_maps if m not in source]
     labels = list(columns)
     rows = win_rate_rows(columns, source, unseen)
+    notes = [f"{label}: {what}" for label, what in legend.items() if label in labels]
     print(to_text(rows, labels, title="zero-shot win rate (%)"))
+    print("".join(f"  {n}\n" for n in notes), end="")
     if args.markdown:
-        Path(args.markdown).write_text(to_markdown(rows, labels))
+        Path(args.markdown).write_text(to_markdown(rows, labels) + "".join(f"\n- {n}" for n in notes)
+                                       + ("\n" if notes else ""))
         print(f"wrote {args.markdown}")
     if args.csv:
         Path(args.csv).write_text(to_csv(rows, labels))

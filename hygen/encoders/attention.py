@@ -163,7 +163,3 @@ class EntityGRUTrunk(nn.Module):
         else:
             h, h_last = packed_gru(self.gru, own, None if all_rows(valid) else valid, (B, T), hidden)
         return own, (h if packed else unpack_rows(h, valid, B, T)), h_last
-
-
-def zeros_hidden(batch: int, n_agents: int, hidden_dim: int, device: torch.device | str = "cpu") -> Tensor:
-    return torch.zeros(batch, n_agents, hidden_dim, device=device)

@@ -32,7 +32,8 @@ from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
 from hygen.learners.hygen import _build, _shift_last_actions, offline_share, summed_map_step
 from hygen.losses import ConservativeLoss, CQLLoss, alive_agents, masked_mean, td_loss
-from hygen.mixers.attention import AttentionMixer, ValueMixer
+from hygen.mixers.attention import AttentionMixer
+from hygen.mixers.base import ValueMixer
 from hygen.runner import epsilon_greedy
 
 # Finite stand-in for -inf on unavailable actions: the conservative term's logsumexp and

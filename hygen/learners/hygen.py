@@ -57,7 +57,8 @@ from hygen.losses import (
     vae_loss,
     weighted_nll_at,
 )
-from hygen.mixers.attention import AttentionMixer, ValueMixer
+from hygen.mixers.attention import AttentionMixer
+from hygen.mixers.base import ValueMixer
 
 PHASES = ("skill_discovery", "policy")
 REFINE_WEIGHTINGS = ("return", "won", "uniform")
@@ -240,7 +241,7 @@ class HyGenLearner:
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
                  cql_samples: str = "all", online_skills: str = "relabelled", refine_decoder: bool = True,
-                 refine_weighting: str = "return", refine_weight: float = 1.0, explore_actions: str = "greedy"):
+                 refine_weighting: str = "won", refine_weight: float = 1.0, explore_actions: str = "sample"):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones

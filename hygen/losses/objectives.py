@@ -113,5 +113,5 @@ def weighted_nll_at(logits: Tensor, actions: Tensor, avail_actions: Tensor, weig
     return -(logp * weights).sum() / (weights > 0).to(weights.dtype).sum().clamp_min(1.0)
 
 
-__all__ = ["alive_agents", "consistency_loss", "kl_to_uniform", "masked_mean", "td_loss", "vae_loss",
+__all__ = ["alive_agents", "consistency_loss", "kl_to_uniform", "lambda_returns", "masked_mean", "td_loss", "vae_loss",
            "weighted_nll", "weighted_nll_at"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gin
 from torch import Tensor
 
-from hygen.mixers.attention import ValueMixer
+from hygen.mixers.base import ValueMixer
 
 
 @gin.configurable
