@@ -72,15 +72,34 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args._run(args) or 0)
-    except (GinConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError) as e:
+    except Exception as e:
         # Bad input ends in one clear line, not a traceback; HYGEN_DEBUG=1 shows it.
         import os
 
+        msg, configurables = _without_gin_context(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
+        if isinstance(e, (GinConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError)):
+            chain = [c for c in configurables if c != "Trainer"]  # innermost first
+            if chain and not all(c in msg for c in chain):
+                msg += f" (while building {' in '.join(chain)})"
+        elif configurables:  # raised while gin built a component: a bound value it cannot use
+            msg = (f"{configurables[0]} could not be built from its bindings: {type(e).__name__}: {msg}; "
+                   f"check the {configurables[0]}.* values in the config (HYGEN_DEBUG=1 shows the traceback)")
+        else:
+            raise  # a bug, not bad input: the traceback is what helps
         if os.environ.get("HYGEN_DEBUG"):
             raise
-        msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
         print(f"hygen {args.command}: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _without_gin_context(msg: str) -> tuple[str, list[str]]:
+    """Strip the "In call to configurable 'X' (...)" lines gin appends to an error raised in a
+    configurable; return the message and those configurables, innermost first."""
+    import re
+
+    pattern = r"^\s*In call to configurable '([^']+)' \(.*\)\s*$"
+    names = re.findall(pattern, msg, flags=re.MULTILINE)
+    return re.sub(pattern, "", msg, flags=re.MULTILINE).strip(), names
 
 
 if __name__ == "__main__":

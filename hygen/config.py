@@ -113,10 +113,12 @@ def _parameters_of(name: str) -> list[str]:
         return []
 
 
-def parse_config(gin_files=(), gin_params=()) -> str:
+def parse_config(gin_files=(), gin_params=(), unused_macros_ok: bool = False) -> str:
     """Parse files then bindings strictly; return the parsed config as text.
 
-    Raises GinConfigError naming the file or binding that failed.
+    Raises GinConfigError naming the file or binding that failed, or a macro that is used but
+    never bound, or bound but never used (a misspelt override; ``unused_macros_ok`` allows it,
+    for callers that override the bindings a macro fed).
     """
     import_components()
     _add_search_path(CONFIG_DIR)  # includes are relative to configs/ (T5X style) ...
@@ -132,7 +134,7 @@ def parse_config(gin_files=(), gin_params=()) -> str:
             gin.parse_config(b, skip_unknown=False)
         except Exception as e:  # noqa: BLE001
             raise GinConfigError(f"--gin_param {b!r}: {_explain(e)}") from None
-    _check_macros()
+    _check_macros(unused_macros_ok)
     return gin.config_str()
 
 
@@ -143,8 +145,9 @@ _MACRO_SOURCES = {"SOURCE_MAPS": "a task set, --gin_file tasksets/marine_hard",
                   "NUM_SKILLS": "e.g. --gin_param 'NUM_SKILLS = 6'"}
 
 
-def _check_macros() -> None:
-    """Every %MACRO that a binding refers to must be bound (gin only notices at call time)."""
+def _check_macros(unused_ok: bool = False) -> None:
+    """Every %MACRO that a binding refers to must be bound (gin only notices at call time),
+    and every bound macro must be used."""
     text = gin.config_str()
     # A macro left at %gin.REQUIRED: name the macro, not gin's sentinel.
     required = re.findall(r"^([A-Za-z_][\w.]*)\s*=\s*%gin\.REQUIRED\s*$", text, re.MULTILINE)
@@ -152,7 +155,8 @@ def _check_macros() -> None:
         where = "; ".join(f"{m}: {_MACRO_SOURCES.get(m, 'a .gin file')}" for m in required)
         raise GinConfigError(f"required macro(s) not set: {', '.join(required)}. Bind them with --gin_file or "
                              f"--gin_param '{required[0]} = ...' ({where})")
-    for name in sorted(set(re.findall(r"%([A-Za-z_][\w.]*)", text)) - {"gin.REQUIRED"}):
+    used = set(re.findall(r"%([A-Za-z_][\w.]*)", text))
+    for name in sorted(used - {"gin.REQUIRED"}):
         try:
             gin.query_parameter(f"%{name}")
         except ValueError:
@@ -162,6 +166,11 @@ def _check_macros() -> None:
                 f"macro %{name} is used but never bound; set it in a .gin file or with "
                 f"--gin_param '{name} = ...'" + (f" (did you mean: {', '.join(close)}?)" if close else "")
             ) from None
+    defined = set(re.findall(r"^([A-Za-z_]\w*)\s*=", text, re.MULTILINE))
+    for name in sorted(defined - used) if not unused_ok else ():  # e.g. SOURCE_MAP = [...] next to the SOURCE_MAPS the files use
+        close = difflib.get_close_matches(name, sorted(used - {"gin.REQUIRED"}), n=1)
+        raise GinConfigError(f"macro {name} is bound but nothing uses it"
+                             + (f" (did you mean {close[0]}?)" if close else "; no binding refers to %" + name))
 
 
 def reset() -> None:

@@ -58,6 +58,10 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: Path, write_fn) -> None:
     """Write via ``write_fn(file)`` to a temp file in the same folder, fsync, then rename.
 
@@ -68,6 +72,7 @@ def atomic_write_bytes(path: Path, write_fn) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600; the result is an ordinary file
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
             f.flush()
@@ -86,6 +91,14 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file of a run directory; a damaged one is a clear error naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
 def _json_default(o):
     if isinstance(o, torch.Tensor):
         return o.tolist()
@@ -102,6 +115,8 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir = self.path / "checkpoints"
         self.keep_checkpoints = keep_checkpoints
+        self.loaded_checkpoint: Path | None = None  # the file load_checkpoint read
+        self.purge_step: int | None = None  # set on resume: TensorBoard drops later events of the killed run
         self._writer = None
 
     # -- provenance ---------------------------------------------------------------
@@ -112,18 +127,20 @@ class RunDir:
     def read_meta(self) -> dict:
         if not self.meta_path.exists():
             return {}
-        try:
-            return json.loads(self.meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{self.meta_path}: not valid JSON ({e})") from None
+        return read_json(self.meta_path)
 
-    def write_meta(self, seed: int, **extra: Any) -> dict:
-        """Record seed, git revision, versions and command line; a resumed run keeps its seed."""
+    def check_seed(self, seed: int) -> None:
+        """A resumed run keeps its seed."""
         meta = self.read_meta()
         if meta and "seed" in meta and int(meta["seed"]) != int(seed):
             raise CheckpointError(
                 f"{self.meta_path}: run directory was created with seed {meta['seed']}, "
                 f"but this run asks for seed {seed}; use another --run_dir or the same seed")
+
+    def write_meta(self, seed: int, **extra: Any) -> dict:
+        """Record seed, git revision, versions and command line (``extra`` replaces those keys)."""
+        self.check_seed(seed)
+        meta = self.read_meta()
         meta.update({"seed": int(seed), "git_revision": git_revision(), "versions": library_versions(),
                      "argv": sys.argv, **extra})
         meta.setdefault("history", []).append({"git_revision": meta["git_revision"], "argv": sys.argv})
@@ -141,7 +158,7 @@ class RunDir:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.path))
+            self._writer = SummaryWriter(log_dir=str(self.path), purge_step=self.purge_step)
         return self._writer
 
     def log_scalars(self, scalars: dict[str, float], step: int, prefix: str = "") -> None:
@@ -166,11 +183,16 @@ class RunDir:
         errors = []
         for p in candidates:
             try:
-                return torch.load(p, map_location=map_location, weights_only=False)
+                ckpt = torch.load(p, map_location=map_location, weights_only=False)
             except Exception as e:  # noqa: BLE001  (a corrupt file, whatever torch raises: fall back)
                 errors.append(f"{p}: {type(e).__name__}: {e}")
                 if path:
                     break
+                continue
+            for err in errors:  # a newer file was unreadable (e.g. killed mid-write on a full disk)
+                print(f"warning: skipped unreadable checkpoint {err}; using {p.name}", file=sys.stderr)
+            self.loaded_checkpoint = p
+            return ckpt
         if errors:
             raise CheckpointError("no readable checkpoint; tried:\n  " + "\n  ".join(errors))
         return None
@@ -183,7 +205,7 @@ class RunDir:
     def read_results(self) -> dict:
         if not self.results_path.exists():
             return {}
-        return json.loads(self.results_path.read_text())
+        return read_json(self.results_path)
 
     def write_results(self, results: dict) -> None:
         write_json(self.results_path, results)

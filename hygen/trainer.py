@@ -103,8 +103,12 @@ class Trainer:
             keep_freed_memory()  # updates free and re-allocate the same big tensors: keep the pages
         self.source_maps = _map_list(source_maps, "Trainer.source_maps")
         self.eval_maps = _map_list(eval_maps, "Trainer.eval_maps") if eval_maps else list(self.source_maps)
-        for m in self.source_maps + self.eval_maps:
-            get_map(m)  # UnknownNameError lists the known maps
+        for binding, maps in (("Trainer.source_maps", self.source_maps), ("Trainer.eval_maps", self.eval_maps)):
+            for m in maps:
+                try:
+                    get_map(m)
+                except KeyError as e:  # UnknownNameError: lists the known maps
+                    raise TrainerError(f"{binding}: {e}") from None
         self.phases = list(phases) if phases else [Phase("online", 10_000, None, True)]
         for p in self.phases:
             if p.steps < 0:
@@ -120,6 +124,11 @@ class Trainer:
         self.num_envs, self.episodes_per_step = int(num_envs), int(episodes_per_step)
         self.buffer_size, self.batch_size = int(buffer_size), int(batch_size)
         self.learning_starts = int(batch_size if learning_starts is None else learning_starts)
+        if any(p.collect_online for p in self.phases) and self.learning_starts > self.buffer_size:
+            # the warm-up waits for learning_starts episodes per map: it would never end
+            raise TrainerError(f"Trainer.buffer_size ({self.buffer_size}) is smaller than Trainer.learning_starts "
+                               f"({self.learning_starts}{'' if learning_starts is not None else ' = batch_size'}): "
+                               "the replay buffers could never hold enough episodes to start learning")
         self.target_update_every, self.eval_every = int(target_update_every), int(eval_every)
         self.eval_episodes, self.checkpoint_every = int(eval_episodes), int(checkpoint_every)
         self.log_every = int(log_every)
@@ -173,8 +182,9 @@ class Trainer:
             try:
                 out[m] = OfflineDataset.load(data_root, m, quality, max_episodes=n_episodes, device=self.device)
             except DatasetError as e:
-                raise DatasetError(f"Trainer.data_root={str(data_root)!r}, data_quality={quality!r}: {e} "
-                                   f"(make data with `hygen collect --map {m} --data-root {data_root}`)") from None
+                hint = "" if str(e).startswith("unknown dataset quality") else (
+                    f" (make data with `hygen collect --map {m} --data-root {data_root}`)")
+                raise DatasetError(f"Trainer.data_root={str(data_root)!r}, data_quality={quality!r}: {e}{hint}") from None
         return out
 
     def _phase_at(self, step: int) -> tuple[int, Phase, int]:
@@ -368,6 +378,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "rng": rng_state(),
             "source_maps": self.source_maps,
+            "learner_class": type(self.learner).__name__,
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
         }
 
@@ -383,20 +394,24 @@ class Trainer:
         ckpt = self.run_dir.load_checkpoint(map_location=self.device)
         if ckpt is None:
             return False
+        path, learner = self.run_dir.loaded_checkpoint, type(self.learner).__name__
+        if ckpt.get("learner_class", learner) != learner:  # (older checkpoints do not record it)
+            raise CheckpointError(f"{path}: written by {ckpt['learner_class']}, but this config builds {learner}; "
+                                  "use another run directory")
         if ckpt.get("source_maps") != self.source_maps:
-            raise CheckpointError(f"{self.run_dir.path}: checkpoint was trained on {ckpt.get('source_maps')}, "
+            raise CheckpointError(f"{path}: trained on {ckpt.get('source_maps')}, "
                                   f"this run asks for {self.source_maps}; use another run directory")
         try:
             self.learner.load_state_dict(ckpt["learner"])
         except (ValueError, KeyError, RuntimeError) as e:  # a checkpoint of another model or config
-            raise CheckpointError(f"{self.run_dir.checkpoint_dir}: newest checkpoint (step {ckpt.get('step')}) "
-                                  f"does not fit {type(self.learner).__name__}: {e}") from None
+            raise CheckpointError(f"{path} (step {ckpt.get('step')}) does not fit {learner}: {e}") from None
         if ckpt["buffers"]:
             for m, sd in ckpt["buffers"].items():
                 self.buffers[m].load_state_dict(sd)
         for m, sd in ckpt["runners"].items():
             self.runners[m].load_state_dict(sd)
         self.step, self.env_steps = int(ckpt["step"]), int(ckpt["env_steps"])
+        self.run_dir.purge_step = self.step  # TensorBoard hides what a killed run logged after this checkpoint
         self.wall_time, self.evals = float(ckpt["wall_time"]), list(ckpt["evals"])
         self.generator.set_state(ckpt["generator"])
         set_rng_state(ckpt["rng"])

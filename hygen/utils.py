@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 import random
+import re
 
 import numpy as np
 import torch
+
+
+def check_sizes(owner: str, **sizes: object) -> None:
+    """Layer sizes from gin bindings must be positive integers; a 0 would only fail deep in a forward."""
+    bad = [f"{k} must be a positive integer, got {v!r}" for k, v in sizes.items()
+           if isinstance(v, bool) or not isinstance(v, int) or v <= 0]
+    if bad:
+        raise ValueError(f"{owner}: {'; '.join(bad)}")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -32,11 +41,11 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     name = str(name).lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"unknown device {name!r}; expected one of: cpu, cuda, cuda:N, auto")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name!r} was asked for, but torch sees no CUDA device "
                          f"(torch {torch.__version__}); use --device cpu or auto")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"unknown device {name!r}; expected one of: cpu, cuda, cuda:N, auto")
     return torch.device(name)
 
 

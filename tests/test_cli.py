@@ -60,3 +60,43 @@ def test_evaluate_pools_only_runs_that_differ_in_seed(tmp_path):
     assert labels[5] == "cfg"  # no meta beyond the stored config: the directory's name
     # runs that share method and settings pool under the plain label, with no legend
     assert run_labels(dirs[:3]) == (["hygen", "hygen", "hygen+no_cql"], {})
+
+
+QMIX_TINY = ["--gin_file", "qmix", "--device", "cpu", "--gin_param", "online/Phase.steps = 4",
+             "--gin_param", "Trainer.batch_size = 2", "--gin_param", "Trainer.num_envs = 2",
+             "--gin_param", "Trainer.eval_every = 4", "--gin_param", "Trainer.eval_episodes = 1",
+             "--gin_param", "Trainer.checkpoint_every = 2"]
+
+
+def test_a_value_a_component_cannot_use_is_one_line_naming_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    for binding, says in (("QMIXLearner.hidden_dim = 0", ("RNNAgent: hidden_dim must be a positive integer, got 0 "
+                                                         "(while building RNNAgent in QMIXLearner)")),
+                          ('QMIXLearner.lr = "abc"', "QMIXLearner could not be built from its bindings: TypeError")):
+        assert main(["train", *QMIX_TINY, "--run_dir", str(run), "--gin_param", binding]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and "In call to configurable" not in err
+        assert not run.exists()  # a refused new run leaves no directory behind
+
+
+def test_refused_resume_leaves_the_run_as_it_was(tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    assert main(["train", *QMIX_TINY, "--run_dir", str(run), "--seed", "0"]) == 0
+    config, meta = (run / "config.gin").read_text(), (run / "meta.json").read_text()
+    # another seed: refused before anything is written
+    assert main(["train", *QMIX_TINY, "--gin_param", "online/Phase.steps = 8", "--run_dir", str(run),
+                 "--seed", "1"]) == 2
+    assert "created with seed 0" in capsys.readouterr().err
+    # another model on the same checkpoints: refused after building, then undone
+    assert main(["train", *QMIX_TINY, "--gin_param", "QMIXLearner.hidden_dim = 32", "--run_dir", str(run)]) == 2
+    assert "does not fit QMIXLearner" in capsys.readouterr().err
+    assert (run / "config.gin").read_text() == config and (run / "meta.json").read_text() == meta
+    assert not list(run.glob("config.previous-*.gin"))
+    # resuming with the stored config alone keeps the record of how the run was made
+    assert main(["train", "--run_dir", str(run), "--gin_param", "online/Phase.steps = 6"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    stored = json.loads((run / "meta.json").read_text())
+    assert stored["gin_files"] == ["qmix"] and stored["gin_params"][-1] == "online/Phase.steps = 6"
+    assert len(stored["history"]) == 2 and json.loads((run / "results.json").read_text())["steps"] == 6

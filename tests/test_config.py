@@ -68,6 +68,12 @@ def test_required_macros_are_named(tmp_path):
         parse_config([f])
 
 
+def test_macro_bound_but_never_used_is_an_error(tmp_path):
+    f = write(tmp_path, "MAPS = ['3m']\n_toy_component.width = %MAPS\n")
+    with pytest.raises(GinConfigError, match=r"macro MAP is bound but nothing uses it \(did you mean MAPS\?\)"):
+        parse_config([f], ["MAP = ['5m']"])  # a misspelt override would silently train on 3m
+
+
 def test_every_shipped_config_parses():
     """Each method/ablation file parses with a task set and data quality (catches typos in configs/)."""
     from hygen.config import CONFIG_DIR, reset

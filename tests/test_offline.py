@@ -161,6 +161,15 @@ def test_wrong_dtype(good_file):
         OfflineDataset(good_file)
 
 
+def test_nan_values_are_refused_at_load(good_file):
+    with h5py.File(good_file) as f:
+        state = f["state"][:]
+    state[4, 2, 7] = np.nan
+    rewrite(good_file, state=state)
+    with pytest.raises(DatasetError, match=r"part_0\.h5: key 'state' holds NaN/inf in 1 episode\(s\), e\.g\. \[4\]"):
+        OfflineDataset(good_file)
+
+
 def test_truncated_file(good_file):
     data = good_file.read_bytes()
     good_file.write_bytes(data[: len(data) // 2])

@@ -73,3 +73,23 @@ def test_checkpoint_from_another_model_is_named(tmp_path):
     wider = torch.nn.Linear(5, 3)
     with pytest.raises(CheckpointError, match=r"weight: checkpoint \(3, 5\) vs model \(3, 4\)"):
         check_state_dict(model.state_dict(), wider.state_dict(), "ckpt.pt")
+
+
+def test_run_files_are_ordinary_readable_files(tmp_path):
+    import os
+
+    rd = RunDir(tmp_path)
+    rd.write_config("x = 1\n")
+    rd.save_checkpoint({"w": 1}, 5)
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in (tmp_path / "config.gin", rd.checkpoints()[0]):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_damaged_json_names_the_file(tmp_path):
+    from hygen.rundir import CheckpointError
+
+    (tmp_path / "results.json").write_text("{'step': 1,")
+    with pytest.raises(CheckpointError, match=r"results\.json: not valid JSON"):
+        RunDir(tmp_path).read_results()

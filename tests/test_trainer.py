@@ -128,8 +128,17 @@ def test_phases_in_order_offline_phase_collects_nothing(tmp_path, monkeypatch):
 
 
 def test_bad_configuration_errors(tmp_path):
-    with pytest.raises(KeyError, match="unknown map '3mm'"):
+    with pytest.raises(TrainerError, match=r"Trainer.source_maps: unknown map '3mm' \(did you mean '3m'\?\)"):
         make_trainer(tmp_path, FakeLearner(("3m",)), None, source_maps=["3mm"])
+    with pytest.raises(TrainerError, match="Trainer.eval_maps: unknown map '5mm'"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, eval_maps=["3m", "5mm"])
+    # a replay buffer that can never hold learning_starts episodes would wait forever
+    with pytest.raises(TrainerError, match=r"Trainer.buffer_size \(2\) is smaller than Trainer.learning_starts "
+                                           r"\(4 = batch_size\)"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, buffer_size=2)
+    with pytest.raises(TrainerError, match=r"learning_starts \(50\)"):
+        make_trainer(tmp_path, FakeLearner(("3m",)), None, learning_starts=50)
+    make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("offline", 3, None, False)], buffer_size=2)  # no online: fine
     with pytest.raises(TrainerError, match="eval_every"):
         make_trainer(tmp_path, FakeLearner(("3m",)), None, eval_every=0)
     with pytest.raises(TrainerError, match="Learner contract"):
@@ -177,3 +186,27 @@ def test_stop_win_rate_ends_the_run_and_a_rerun_does_not_train_on(tmp_path, monk
     assert again.calls == [] and res2["steps"] == 20  # resumed at the stop, nothing more to do
     with pytest.raises(TrainerError, match="stop_win_rate"):
         make_trainer(tmp_path / "bad", FakeLearner(("3m",)), [Phase("online", 5)], stop_win_rate=1.5)
+
+
+class OtherLearner(FakeLearner):
+    pass
+
+
+def test_checkpoint_of_another_learner_is_refused_naming_both(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    from hygen.rundir import CheckpointError
+
+    make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("online", 10)]).run()
+    with pytest.raises(CheckpointError, match=r"ckpt_00000010\.pt: written by FakeLearner, but this config builds "
+                                              r"OtherLearner"):
+        make_trainer(tmp_path, OtherLearner(("3m",)), [Phase("online", 20)]).restore()
+    # an unreadable newest checkpoint: the one before is used, with a warning naming the skipped file
+    make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("online", 20)]).run()
+    (tmp_path / "checkpoints" / "ckpt_00000020.pt").write_bytes(b"truncated")
+    tr = make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("online", 20)])
+    capsys.readouterr()
+    assert tr.restore() and tr.step == 10
+    err = capsys.readouterr().err
+    assert "warning: skipped unreadable checkpoint" in err and "ckpt_00000020.pt" in err
+    assert tr.run_dir.loaded_checkpoint.name == "ckpt_00000010.pt"
+    assert tr.run_dir.purge_step == 10  # TensorBoard drops the killed run's events after step 10

@@ -83,7 +83,11 @@ def dataset_files(root: str | Path, map_name: str, quality: str, run: str | None
     """
     key = quality.replace("_", "-")
     if key not in QUALITIES:
-        raise DatasetError(f"unknown dataset quality {quality!r}; expected one of {', '.join(QUALITIES)}")
+        import difflib
+
+        close = difflib.get_close_matches(key, list(QUALITIES), n=1)
+        raise DatasetError(f"unknown dataset quality {quality!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                           + f"; expected one of {', '.join(QUALITIES)}")
     map_dir = Path(root) / map_name
     parts = (key,) if _quality_dir(map_dir, key) is not None else QUALITIES[key]
     files: list[Path] = []
@@ -226,6 +230,12 @@ def _chunk_batch(f: h5py.File, path: Path, spec: MapSpec, lo: int, hi: int) -> E
     if arr["actions"].size and (arr["actions"].min() < 0 or arr["actions"].max() >= spec.n_actions):
         raise DatasetError(f"{path}: key 'actions' holds values outside [0, {spec.n_actions}) "
                            f"(episodes {lo}..{hi - 1})")
+    for k in ("obs", "state", "reward"):  # a NaN would only surface as a NaN loss much later
+        finite = np.isfinite(arr[k]).reshape(hi - lo, -1).all(1)
+        if not finite.all():
+            bad = (lo + np.nonzero(~finite)[0]).tolist()
+            raise DatasetError(f"{path}: key {k!r} holds NaN/inf in {len(bad)} episode(s), e.g. {bad[:5]} "
+                               f"(`hygen data validate {path}` lists every problem)")
     filled = arr["filled"][..., 0] > 0
     if (filled[:, 1:] & ~filled[:, :-1]).any():  # filled must be a prefix of each episode
         bad = lo + int(np.nonzero((filled[:, 1:] & ~filled[:, :-1]).any(1))[0][0])

@@ -71,7 +71,7 @@ def _info(files: list[Path], map_name: str | None, as_json: bool) -> int:
     totals = [_total(m, rs) for m, rs in by_map.items() if len(rs) > 1]
     if as_json:
         print(json.dumps({"files": rows, "totals": totals}, indent=2))
-    else:
+    elif rows:  # (no table at all when no file could be read)
         _print_table(rows + totals)
     return 1 if failed else 0
 
@@ -128,7 +128,8 @@ def _validate(files: list[Path], map_name: str | None) -> int:
         try:
             name, n, problems = validate_file(path, map_name)
         except DatasetError as e:
-            print(f"INVALID {e}")
+            msg = str(e)
+            print(f"INVALID {msg if str(path) in msg else f'{path}: {msg}'}")
             bad += 1
             continue
         if problems:

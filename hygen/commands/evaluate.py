@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from hygen.report import curves_svg, results_curves, to_csv, to_markdown, to_text, win_rate_rows
+from hygen.rundir import read_json
 
 HELP = "re-run greedy evaluation of trained runs and print the zero-shot win-rate table"
 DESCRIPTION = """\
@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
 
 def _settings(run_dir: Path) -> tuple[list[str], list[str]]:
     """(gin files, gin params) a run was started with, from its meta.json."""
-    meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").exists() else {}
+    meta = read_json(run_dir / "meta.json") if (run_dir / "meta.json").exists() else {}
     files = [str(f) for f in meta.get("gin_files", []) if Path(f).name != "config.gin"]
     return files, [str(p) for p in meta.get("gin_params", [])]
 
@@ -95,7 +95,7 @@ def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool 
     params = ["Trainer.data_root = None"]  # evaluation needs no offline data
     if episodes:
         params.append(f"Trainer.eval_episodes = {int(episodes)}")
-    config.parse_config([stored], params)
+    config.parse_config([stored], params, unused_macros_ok=True)  # DATA_ROOT fed data_root
     rd = RunDir(run_dir)
     if not rd.checkpoints():
         raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (checkpoints/ is empty)")
@@ -125,7 +125,7 @@ def from_results(run_dir: Path) -> dict:
     path = run_dir / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no results file; has this run evaluated yet?")
-    res = json.loads(path.read_text())
+    res = read_json(path)
     if not res.get("final"):
         raise ValueError(f"{path}: holds no evaluation yet")
     return {"step": res["final"]["step"], "source_maps": res["source_maps"], "eval_maps": res["eval_maps"],
@@ -170,7 +170,7 @@ def run(args) -> int:
         series = {}
         for d in map(Path, args.run_dirs):
             if (d / "results.json").is_file():
-                curves = results_curves(json.loads((d / "results.json").read_text()))
+                curves = results_curves(read_json(d / "results.json"))
                 series.update({f"{d.name}: {k}": v for k, v in curves.items() if k.endswith("mean")})
         Path(args.plot).write_text(curves_svg(series, title="win rate over training"))
         print(f"wrote {args.plot}")

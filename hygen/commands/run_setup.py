@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from hygen.config import GinConfigError, parse_config
-from hygen.rundir import RunDir
+from hygen.rundir import RunDir, atomic_write_text
 from hygen.utils import resolve_device, seed_everything
 
 
@@ -20,12 +21,21 @@ class RunContext:
     device: torch.device
     generator: torch.Generator
     resumed: bool
-    previous_config: Path | None = None  # the config this run had before, when this call changed it
+    created: bool = False  # this call made the run directory
+    previous: dict[str, str | None] = field(default_factory=dict)  # file name -> text before this call
 
-    def restore_previous_config(self) -> None:
-        """Put the run's earlier config back (after the changed one was refused)."""
-        if self.previous_config is not None:
-            self.previous_config.replace(self.run_dir.path / "config.gin")
+    def undo(self) -> None:
+        """The run was refused (its config cannot be built, or does not fit its checkpoint):
+        leave the directory as it was, removing it if this call created it."""
+        if self.created:
+            shutil.rmtree(self.run_dir.path, ignore_errors=True)
+            return
+        for name, text in self.previous.items():
+            path = self.run_dir.path / name
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_text(path, text)
 
 
 def default_run_dir(args: argparse.Namespace) -> Path:
@@ -37,7 +47,8 @@ def setup_run(args: argparse.Namespace) -> RunContext:
     """Parse gin strictly, create or reopen the run directory, record provenance, seed.
 
     Re-running with an existing run directory and no --gin_file reuses the config
-    stored there, so ``hygen train --run_dir X`` alone resumes run X.
+    stored there, so ``hygen train --run_dir X`` alone resumes run X (and meta.json keeps
+    the gin files and parameters the run was made with).
     """
     run_path = Path(args.run_dir) if args.run_dir else default_run_dir(args)
     stored = run_path / "config.gin"
@@ -49,13 +60,21 @@ def setup_run(args: argparse.Namespace) -> RunContext:
                                  "e.g. --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium")
         gin_files = [stored]
     config_str = parse_config(gin_files, args.gin_param)
+    created = not run_path.exists()
     run_dir = RunDir(run_path)
-    previous = None
-    if resumed and stored.read_text() != config_str:
+    run_dir.check_seed(args.seed)  # before anything is written
+    previous = {name: (run_path / name).read_text() if (run_path / name).exists() else None
+                for name in ("config.gin", "meta.json")}
+    if resumed and previous["config.gin"] != config_str:
         # A changed config on resume (e.g. more steps) is allowed; keep what was used before.
-        previous = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
-        stored.rename(previous)
+        kept = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
+        atomic_write_text(kept, previous["config.gin"])
+        previous[kept.name] = None
     run_dir.write_config(config_str)
-    run_dir.write_meta(seed=args.seed, gin_files=[str(f) for f in gin_files], gin_params=list(args.gin_param))
+    if args.gin_file:
+        how = {"gin_files": [str(f) for f in gin_files], "gin_params": list(args.gin_param)}
+    else:  # the stored config, perhaps with more bindings: keep the record of how the run was made
+        how = {"gin_params": run_dir.read_meta().get("gin_params", []) + list(args.gin_param)} if args.gin_param else {}
+    run_dir.write_meta(seed=args.seed, **how)
     generator = seed_everything(args.seed)
-    return RunContext(run_dir, args.seed, resolve_device(args.device), generator, resumed, previous)
+    return RunContext(run_dir, args.seed, resolve_device(args.device), generator, resumed, created, previous)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import gin
 
 from hygen.cli import add_common_arguments
@@ -27,15 +29,17 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     ctx = setup_run(args)  # bad configs fail here, before anything is built
-    from hygen.rundir import CheckpointError
     from hygen.trainer import Trainer
 
     try:
         trainer = Trainer(run_dir=ctx.run_dir, seed=ctx.seed, device=ctx.device)
-        trainer.restore()  # a checkpoint that does not fit this config fails here, before any work
-    except CheckpointError:
-        ctx.restore_previous_config()
+        resumed = trainer.restore()  # a checkpoint that does not fit this config fails here, before any work
+    except BaseException:
+        ctx.undo()  # a refused run leaves the directory as it was
         raise
+    if resumed:
+        print(f"resuming {ctx.run_dir.path} from {ctx.run_dir.loaded_checkpoint.name} (step {trainer.step})",
+              file=sys.stderr)
     ctx.run_dir.write_config(gin.operative_config_str(), name="operative_config.gin")
     results = trainer.run()
     ctx.run_dir.write_config(gin.operative_config_str(), name="operative_config.gin")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hygen.encoders.recurrent import packed_gru
+from hygen.utils import check_sizes
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -26,6 +27,7 @@ class MultiHeadSelfAttention(nn.Module):
 
     def __init__(self, emb_dim: int, n_heads: int, kv_in: int | None = None):
         super().__init__()
+        check_sizes("MultiHeadSelfAttention", emb_dim=emb_dim, n_heads=n_heads)
         if emb_dim % n_heads:
             raise ValueError(f"emb_dim {emb_dim} must be divisible by n_heads {n_heads}")
         self.n_heads = n_heads
@@ -74,6 +76,7 @@ class EntityTransformer(nn.Module):
 
     def __init__(self, token_dim: int, emb_dim: int, n_heads: int, ff_mult: int = 2):
         super().__init__()
+        check_sizes("EntityTransformer", emb_dim=emb_dim, ff_mult=ff_mult)
         self.embed = nn.Linear(token_dim, emb_dim)
         self.attn = MultiHeadSelfAttention(emb_dim, n_heads, kv_in=token_dim)
         self.ln1 = nn.LayerNorm(emb_dim)
@@ -131,6 +134,7 @@ class EntityGRUTrunk(nn.Module):
 
     def __init__(self, token_dim: int, emb_dim: int, n_heads: int, hidden_dim: int):
         super().__init__()
+        check_sizes("entity-attention GRU trunk", hidden_dim=hidden_dim)
         self.transformer = EntityTransformer(token_dim, emb_dim, n_heads)
         self.gru = nn.GRU(emb_dim, hidden_dim, batch_first=True)
         self.hidden_dim = hidden_dim

@@ -196,18 +196,27 @@ def _canonical(name: str) -> str:
     return re.sub(r"[_\s]", "-", name.strip().lower())
 
 
+def _did_you_mean(name: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def get_map(name: str) -> MapSpec:
     try:
         return MAPS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown map {name!r}; known maps: {', '.join(MAPS)}") from None
+    except (KeyError, TypeError):
+        raise UnknownNameError(f"unknown map {name!r}{_did_you_mean(name, MAPS)}; "
+                               f"known maps: {', '.join(MAPS)}") from None
 
 
 def task_set(name: str) -> TaskSet:
     """Task set by name; 'marine_hard' and 'marine-hard' both work."""
     key = _canonical(name)
     if key not in TASK_SETS:
-        raise UnknownNameError(f"unknown task set {name!r}; known task sets: {', '.join(TASK_SETS)}")
+        raise UnknownNameError(f"unknown task set {name!r}{_did_you_mean(key, TASK_SETS)}; "
+                               f"known task sets: {', '.join(TASK_SETS)}")
     return TASK_SETS[key]
 
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from hygen.losses.objectives import lambda_returns
 from hygen.mixers.qmix import QMixer
 from hygen.runner import epsilon_greedy
+from hygen.utils import check_sizes
 
 # Value given to unavailable actions before the max over next-step actions (PyMARL).
 _UNAVAILABLE = -9999.0
@@ -32,6 +33,7 @@ class RNNAgent(nn.Module):
 
     def __init__(self, input_dim: int, n_actions: int, hidden_dim: int = 64):
         super().__init__()
+        check_sizes("RNNAgent", hidden_dim=hidden_dim)
         self.hidden_dim = hidden_dim
         self.fc1 = nn.Linear(input_dim, hidden_dim)
         self.rnn = nn.GRUCell(hidden_dim, hidden_dim)

@@ -11,6 +11,7 @@ from hygen.encoders.attention import EntityTransformer, pack_rows, unpack_rows
 from hygen.entities import STATE_TOKEN_DIM, state_entities
 from hygen.envs.maps import get_map
 from hygen.mixers.base import ValueMixer
+from hygen.utils import check_sizes
 
 
 @gin.configurable
@@ -29,6 +30,7 @@ class AttentionMixer(ValueMixer):
 
     def __init__(self, emb_dim: int = 64, n_heads: int = 4, mixing_dim: int = 32):
         super().__init__()
+        check_sizes("AttentionMixer", mixing_dim=mixing_dim)
         self.transformer = EntityTransformer(STATE_TOKEN_DIM, emb_dim, n_heads)
         self.w1 = nn.Linear(emb_dim, mixing_dim)
         self.b1 = nn.Linear(emb_dim, mixing_dim)

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hygen.utils import check_sizes
+
 
 @gin.configurable
 class QMixer(nn.Module):
@@ -18,6 +20,7 @@ class QMixer(nn.Module):
 
     def __init__(self, n_agents: int, state_dim: int, embed_dim: int = 32, hypernet_embed: int = 64):
         super().__init__()
+        check_sizes("QMixer", embed_dim=embed_dim, hypernet_embed=hypernet_embed)
         self.n_agents, self.embed_dim = n_agents, embed_dim
         self.hyper_w1 = nn.Sequential(nn.Linear(state_dim, hypernet_embed), nn.ReLU(),
                                       nn.Linear(hypernet_embed, embed_dim * n_agents))
