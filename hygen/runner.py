@@ -338,16 +338,45 @@ class Runner:
 
     # ---------------------------------------------------------------- resume
     def state_dict(self) -> dict:
-        return {"t_env": self.t_env, "episodes_done": self.episodes_done,
-                "generator": self.generator.get_state()}
+        """Counters, RNG, and, with the built-in simulator, the episodes in flight and the
+        evaluation environments: a resumed run then plays exactly what an uninterrupted one
+        would have played. (Environments without ``state_dict``, e.g. real SC2, restart.)"""
+        sd = {"t_env": self.t_env, "episodes_done": self.episodes_done, "generator": self.generator.get_state()}
+        if self._eval_env is not None and hasattr(self._eval_env, "state_dict"):
+            sd["eval_env"] = self._eval_env.state_dict()
+        if self._started and hasattr(self.env, "state_dict"):
+            sd["in_flight"] = {
+                "env": self.env.state_dict(), "buf": {k: v.clone() for k, v in self.buf.items()},
+                "t": self.t.clone(), "ep_return": self.ep_return.clone(), "ep_won": self.ep_won.clone(),
+                "observed": (self.obs, self.state, self.avail), "agent_state": dict(self.agent_state),
+                "pending": list(self._pending), "pending_info": list(self._pending_info)}
+        return sd
 
     def load_state_dict(self, sd: dict) -> None:
-        """Counters and RNG; episodes in flight at checkpoint time are not restored (envs restart)."""
         self.t_env = int(sd["t_env"])
         self.episodes_done = int(sd["episodes_done"])
-        self.generator.set_state(sd["generator"])
+        self.generator.set_state(sd["generator"].cpu())
         self._started = False
         self._pending, self._pending_info = [], []
+        if "eval_env" in sd:
+            from hygen.envs import make
+
+            n = int(sd["eval_env"]["num_envs"])
+            self._eval_env = make(self.map_name, num_envs=n, seed=self.seed + 100_003, device=self.device)
+            self._eval_env.load_state_dict(sd["eval_env"])
+            self._eval_env_n = n
+        flight = sd.get("in_flight")
+        if flight is not None and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(flight["env"])
+            dev = self.device
+            for k, v in flight["buf"].items():
+                self.buf[k].copy_(v)
+            self.t, self.ep_return, self.ep_won = (flight[k].to(dev) for k in ("t", "ep_return", "ep_won"))
+            self.obs, self.state, self.avail = (x.to(dev) for x in flight["observed"])
+            self.agent_state = {k: v.to(dev) for k, v in flight["agent_state"].items()}
+            self._pending = [{k: v.to(dev) for k, v in p.items()} for p in flight["pending"]]
+            self._pending_info = [tuple(x.to(dev) for x in info) for info in flight["pending_info"]]
+            self._started = True
 
 
 def _bind(controller, env) -> None:

@@ -21,8 +21,9 @@ the replay buffers fill up (``learning_starts``) do not count as steps. Environm
 transitions are counted separately (``env_steps``) and recorded with every evaluation.
 
 A killed run resumes from the newest checkpoint in its run directory: learner, replay
-buffers, counters, results so far and RNG states are restored; episodes that were in
-flight in the environments are not (the environments start fresh episodes).
+buffers, counters, results so far, RNG states and (built-in simulator) the episodes in
+flight are restored, so it goes on exactly as the uninterrupted run would have; on real
+StarCraft II the environments start fresh episodes instead.
 """
 
 from __future__ import annotations
@@ -372,9 +373,11 @@ class Trainer:
             "learner": self.learner.state_dict(),
             "buffers": {m: b.state_dict() for m, b in self._buffers.items()} if self._buffers else None,
             "runners": {m: r.state_dict() for m, r in self.runners.items()},
+            "eval_runners": {m: r.state_dict() for m, r in self.eval_runners.items() if m not in self.runners},
             "env_steps": self.env_steps,
             "wall_time": self.wall_time,
             "evals": self.evals,
+            "online_stats": self._online_stats,
             "generator": self.generator.get_state(),
             "rng": rng_state(),
             "source_maps": self.source_maps,
@@ -410,10 +413,13 @@ class Trainer:
                 self.buffers[m].load_state_dict(sd)
         for m, sd in ckpt["runners"].items():
             self.runners[m].load_state_dict(sd)
+        for m, sd in ckpt.get("eval_runners", {}).items():
+            self.eval_runners[m].load_state_dict(sd)
         self.step, self.env_steps = int(ckpt["step"]), int(ckpt["env_steps"])
         self.run_dir.purge_step = self.step  # TensorBoard hides what a killed run logged after this checkpoint
         self.wall_time, self.evals = float(ckpt["wall_time"]), list(ckpt["evals"])
-        self.generator.set_state(ckpt["generator"])
+        self._online_stats = {m: list(v) for m, v in ckpt.get("online_stats", {}).items()}
+        self.generator.set_state(ckpt["generator"].cpu())
         set_rng_state(ckpt["rng"])
         for cb, sd in zip(self.callbacks, ckpt.get("callbacks") or []):
             if sd is not None and hasattr(cb, "load_state_dict"):

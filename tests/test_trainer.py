@@ -210,3 +210,45 @@ def test_checkpoint_of_another_learner_is_refused_naming_both(tmp_path, monkeypa
     assert "warning: skipped unreadable checkpoint" in err and "ckpt_00000020.pt" in err
     assert tr.run_dir.loaded_checkpoint.name == "ckpt_00000010.pt"
     assert tr.run_dir.purge_step == 10  # TensorBoard drops the killed run's events after step 10
+
+
+def _without_wall_time(evals):
+    return [{k: v for k, v in e.items() if k != "wall_time"} for e in evals]
+
+
+@pytest.mark.parametrize("method", ["random", "qmix"])
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, method):
+    """Episodes in flight, evaluation environments and RNGs are checkpointed: resuming changes nothing."""
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    from hygen.learners import QMIXLearner
+
+    def learner(die_at=None):
+        if method == "random":
+            return FakeLearner(("3m",), die_at=die_at)
+        torch.manual_seed(0)
+        q = QMIXLearner(maps=("3m",))
+        if die_at is not None:
+            update = q.update
+
+            def dying(batches, step, phase):
+                if step == die_at:
+                    raise Killed(f"killed at step {step}")
+                return update(batches, step, phase)
+            q.update = dying
+        return q
+
+    def trainer(path, lr):
+        return make_trainer(path, lr, [Phase("online", 24)], eval_every=8, checkpoint_every=8,
+                            learning_starts=2, batch_size=2, eval_maps=["3m", "4m"] if method == "random" else ["3m"])
+
+    whole = trainer(tmp_path / "whole", learner()).run()
+    with pytest.raises(Killed):
+        trainer(tmp_path / "cut", learner(die_at=13)).run()  # 5 updates and their episodes lost
+    resumed_trainer = trainer(tmp_path / "cut", learner())
+    resumed = resumed_trainer.run()
+    assert resumed["env_steps"] == whole["env_steps"] > 0
+    assert _without_wall_time(resumed["evals"]) == _without_wall_time(whole["evals"])
+    if method == "qmix":  # the same batches were drawn, so the same weights were learned
+        done = torch.load(tmp_path / "whole" / "checkpoints" / "ckpt_00000024.pt", weights_only=False)
+        for k, v in resumed_trainer.learner.state_dict()["agent"].items():
+            assert torch.equal(v, done["learner"]["agent"][k]), k

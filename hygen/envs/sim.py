@@ -542,6 +542,27 @@ class SimEnv:
         """[E, U, 2] positions in map units (allies first); a live view, clone to keep it."""
         return self.pos
 
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict:
+        """Everything that changes while playing, so a resumed run continues the same episodes."""
+        return {"f": self._f.clone(), "l": self._l.clone(), "last": self._last.clone(), "t": self.t.clone(),
+                "needs_reset": self._needs_reset.clone(), "obs_bank": self._obs_bank["all"].clone(),
+                "generator": self._gen.get_state(), "num_envs": self.num_envs, "map": self.map.name,
+                "observed": None if self._obs is None else (self._obs, self._state, self._avail)}
+
+    def load_state_dict(self, sd: dict) -> None:
+        if (sd["map"], sd["num_envs"]) != (self.map.name, self.num_envs):
+            raise ValueError(f"SimEnv state of {sd['map']} x {sd['num_envs']} envs does not fit "
+                             f"{self.map.name} x {self.num_envs}")
+        for mine, saved in ((self._f, sd["f"]), (self._l, sd["l"]), (self._last, sd["last"]), (self.t, sd["t"]),
+                            (self._obs_bank["all"], sd["obs_bank"])):
+            mine.copy_(saved)  # in place: the named views (health, pos, order, ...) stay bound
+        self._needs_reset = sd["needs_reset"].to(self.device).clone()
+        self._gen.set_state(sd["generator"].cpu())  # a checkpoint loaded onto a GPU moved it
+        obs = sd["observed"]
+        self._obs, self._state, self._avail = (None, None, None) if obs is None else (
+            tuple(x.to(self.device).clone() for x in obs))
+
     def close(self) -> None:
         pass
 
