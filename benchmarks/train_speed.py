@@ -13,6 +13,10 @@ per map (``Runner`` on the simulator, 2 environments per map, untrained policy),
 projected wall time of the full protocol: 15 000 phase-1 updates + 35 000 phase-2 updates,
 each phase-2 update preceded by the online collection (realistic lengths).
 
+Phase 2 is timed in the steady state of a run, where every sampled stored episode's
+q(z | s, a, i) is already in the learner's frozen-skill cache, and once more with the cache
+off (``frozen_skill_cache = 0``: the frozen global encoder recomputed for every sample).
+
 FLOPs are counted by ``torch.utils.flop_counter`` (matmuls and attention); "x floor" is the
 time divided by FLOPs / matmul peak, the time if every FLOP ran at the measured peak.
 
@@ -67,16 +71,18 @@ def matmul_peak_gflops(size: int = 1024, reps: int = 10) -> float:
     return 2 * size ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
-def bench(maps, batch_size: int, mode: str, phase: str, repeats: int, seed: int = 0) -> dict:
+def bench(maps, batch_size: int, mode: str, phase: str, repeats: int, seed: int = 0,
+          skill_cache: bool = True) -> dict:
     g = torch.Generator().manual_seed(seed)
     batches = {}
     for i, m in enumerate(maps):
         b = random_episodes(m, batch_size, lengths=episode_lengths(m, batch_size, mode, g), seed=seed + i)
         b.n_offline = batch_size // 2
+        b.episode_ids = torch.arange(batch_size)  # stored episodes, as the samplers give them
         batches[m] = b
     torch.manual_seed(seed)
-    learner = HyGenLearner(maps=list(maps))
-    learner.update(batches, 0, phase)  # warm-up (allocations, first-call overheads)
+    learner = HyGenLearner(maps=list(maps), frozen_skill_cache=5000 if skill_cache else 0)
+    learner.update(batches, 0, phase)  # warm-up (allocations, first-call overheads; fills the cache)
     with FlopCounterMode(display=False) as fc:
         learner.update(batches, 0, phase)
     flops = fc.get_total_flops()
@@ -86,7 +92,8 @@ def bench(maps, batch_size: int, mode: str, phase: str, repeats: int, seed: int 
         learner.update(batches, 0, phase)
         times.append(time.perf_counter() - t)
     steps = {m: int(b.episode_lengths.sum()) for m, b in batches.items()}
-    return {"phase": phase, "lengths": mode, "seconds_median": statistics.median(times), "seconds": times,
+    return {"phase": phase if skill_cache or phase != "policy" else "policy, no cache", "lengths": mode,
+            "skill_cache": skill_cache, "seconds_median": statistics.median(times), "seconds": times,
             "gflop": flops / 1e9, "transitions": steps}
 
 
@@ -144,21 +151,23 @@ def main() -> None:
     maps = task_set(args.taskset).source
     load_before = os.getloadavg()[0]
     peak = matmul_peak_gflops()
-    rows = [bench(maps, args.batch_size, mode, phase, args.repeats) for mode in args.lengths for phase in args.phases]
+    rows = [bench(maps, args.batch_size, mode, phase, args.repeats, skill_cache=cache)
+            for mode in args.lengths for phase in args.phases
+            for cache in ((True, False) if phase == "policy" else (True,))]
     collection = bench_collection(maps, args.repeats)
     load = (load_before + os.getloadavg()[0]) / 2
     print(f"HyGen update time, {args.taskset} {list(maps)} x {args.batch_size} episodes, "
           f"{args.threads} thread(s); matmul peak {peak:.1f} GFLOP/s; load average {load:.1f}")
-    print(f"{'phase':<16}{'lengths':<11}{'s/update':>10}{'anchor s':>10}{'speed-up':>10}{'GFLOP':>9}"
+    print(f"{'phase':<18}{'lengths':<11}{'s/update':>10}{'anchor s':>10}{'speed-up':>10}{'GFLOP':>9}"
           f"{'GFLOP/s':>9}{'% peak':>8}{'x floor':>9}")
     for r in rows:
         s = r["seconds_median"]
         r["achieved_gflops"] = r["gflop"] / s
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
         r["floor_s"] = r["gflop"] / peak
-        anchor = ANCHORS_S[r["phase"]] if r["lengths"] == "full" else None
+        anchor = ANCHORS_S[r["phase"].split(",")[0]] if r["lengths"] == "full" else None
         r["speedup_vs_public"] = anchor / s if anchor else None
-        print(f"{r['phase']:<16}{r['lengths']:<11}{s:>10.2f}{anchor or float('nan'):>10.1f}"
+        print(f"{r['phase']:<18}{r['lengths']:<11}{s:>10.2f}{anchor or float('nan'):>10.1f}"
               f"{(r['speedup_vs_public'] or float('nan')):>10.1f}{r['gflop']:>9.1f}{r['achieved_gflops']:>9.1f}"
               f"{100 * r['fraction_of_peak']:>7.0f}%{s / r['floor_s']:>9.1f}")
     print(f"online collection, {ONLINE_EPISODES} episodes per map ({ONLINE_EPISODES} envs, untrained policy):")
@@ -169,7 +178,7 @@ def main() -> None:
     projection = {}
     for mode in args.lengths:
         t = {r["phase"]: r["seconds_median"] for r in rows if r["lengths"] == mode}
-        if len(t) == 2:
+        if "skill_discovery" in t and "policy" in t:
             hours = (PROTOCOL["skill_discovery"] * t["skill_discovery"]
                      + PROTOCOL["policy"] * (t["policy"] + collect_s)) / 3600
             projection[mode] = {"hours": hours, "phase1_h": PROTOCOL["skill_discovery"] * t["skill_discovery"] / 3600,

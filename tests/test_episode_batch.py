@@ -136,3 +136,17 @@ def test_executed_skills_follow_cat_index_trim_and_shape_check():
         EpisodeBatch(obs=on.obs, state=on.state, actions=on.actions, avail_actions=on.avail_actions,
                      reward=on.reward, terminated=on.terminated, filled=on.filled, map_name="3m",
                      skills=on.skills[:, :, :2])
+
+
+def test_episode_ids_follow_cat_index_and_to():
+    off = random_episodes("3m", 2, lengths=[6, 4], seed=1)
+    off.n_offline, off.episode_ids = 2, torch.tensor([7, 3])
+    on = random_episodes("3m", 3, lengths=[9, 3, 5], seed=2)
+    c = EpisodeBatch.cat([off, on])
+    assert c.episode_ids.tolist() == [7, 3, -1, -1, -1]  # parts without ids: unknown
+    assert c[torch.tensor([1, 4])].episode_ids.tolist() == [3, -1] and c.to("cpu").episode_ids is not None
+    assert EpisodeBatch.cat([on, on]).episode_ids is None
+    with pytest.raises(EpisodeBatchError, match="episode_ids: expected 3 entries"):
+        EpisodeBatch(obs=on.obs, state=on.state, actions=on.actions, avail_actions=on.avail_actions,
+                     reward=on.reward, terminated=on.terminated, filled=on.filled, map_name="3m",
+                     episode_ids=torch.arange(2))

@@ -441,3 +441,30 @@ def _phase1_then_policy(real_3m_path):
             L.update_targets()
     assert all(math.isfinite(v) and abs(v) < 1e6 for v in s.values())
     assert s["consistency_loss"] < first["consistency_loss"]
+
+
+def test_frozen_skill_cache_changes_nothing_but_encodes_each_stored_episode_once():
+    from hygen.buffers import FixedRatio, OfflineDataset, ReplayBuffer
+
+    offline = OfflineDataset.from_batch(random_episodes("3m", 12, seed=1))
+    online = ReplayBuffer("3m", capacity=6)
+    online.insert(random_episodes("3m", 9, seed=2))  # ids 3..8 remain
+    sampler, gen = FixedRatio(0.5), torch.Generator().manual_seed(0)
+    batches = [{"3m": sampler.sample(offline, online, 8, 0, gen)} for _ in range(4)]
+    cached, plain = small_learner(maps=["3m"]), small_learner(maps=["3m"], frozen_skill_cache=0)
+    plain.load_state_dict(cached.state_dict())
+    encoded = []
+    forward = cached.global_encoder.forward
+    cached.global_encoder.forward = lambda state, *a, **k: (encoded.append(state.shape[0]), forward(state, *a, **k))[1]
+
+    for b in batches:
+        s_cached, s_plain = cached.update(b, 0, "policy"), plain.update(b, 0, "policy")
+        for k in ("td_loss", "consistency_loss", "cql_loss", "refine_nll", "loss"):
+            assert math.isclose(s_cached[k], s_plain[k], rel_tol=1e-5, abs_tol=1e-6), k
+    for name in ("q_net", "decoder", "mixer"):
+        for p, q in zip(getattr(cached, name).parameters(), getattr(plain, name).parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    distinct = {(i < b["3m"].n_offline, int(e)) for b in batches for i, e in enumerate(b["3m"].episode_ids)}
+    assert sum(encoded) == len(distinct) < 4 * 8  # each stored episode once, not once per sample
+    cached.update({"3m": offline.sample(4, gen)}, 0, "skill_discovery")  # the encoder moves: cache dropped
+    assert not cached._skill_caches

@@ -71,6 +71,12 @@ def test_sample_shapes_and_seed(real_3m_path):
     assert a.obs.dtype == torch.float32 and a.actions.dtype == torch.int64
 
 
+def test_samples_carry_their_dataset_index():
+    ds = OfflineDataset.from_batch(marked(20, 0))
+    s = ds.sample(8, torch.Generator().manual_seed(3))
+    assert s.reward[:, 0, 0].long().tolist() == s.episode_ids.tolist()  # marked: the id is the index
+
+
 # ----- writing and the ODIS layout ------------------------------------------------------------
 def test_write_roundtrip_in_odis_dtypes(tmp_path):
     b = random_episodes("3m", 12, seed=4)

@@ -125,3 +125,16 @@ def test_executed_skills_are_stored_and_checkpointed():
     del sd["data"]["skills"]  # a checkpoint from before skills were stored loads as "unknown"
     other.load_state_dict(sd)
     assert (other.episodes(torch.arange(6)).skills == -1).all()
+
+
+def test_samples_carry_the_insertion_number_of_each_episode(tmp_path):
+    buf = ReplayBuffer("3m", capacity=5)
+    buf.insert(marked([0, 1, 2]))
+    buf.insert(marked([3, 4, 5, 6, 7, 8, 9, 10]))  # more than capacity: 6..10 survive
+    s = buf.sample(5, torch.Generator().manual_seed(0))
+    assert sorted(s.episode_ids.tolist()) == [6, 7, 8, 9, 10]
+    assert s.reward[:, 0, 0].long().tolist() == s.episode_ids.tolist()  # the id is the episode's own
+    again = ReplayBuffer("3m", capacity=5)
+    again.load_state_dict(buf.state_dict())
+    s = again.sample(5, torch.Generator().manual_seed(1))
+    assert s.reward[:, 0, 0].long().tolist() == s.episode_ids.tolist()

@@ -11,6 +11,9 @@ Shapes (B episodes, T+1 time rows, n agents)::
     filled         [B, T+1, 1]       float32 (0/1)
     skills         [B, T+1, n, 1]    int64, optional: the skill each agent executed (online
                                      episodes of a skill-based policy), -1 where unknown
+    episode_ids    [B]               int64, optional: which stored episode each one is (its
+                                     index in an offline dataset, its insertion number in a
+                                     replay buffer), -1 where unknown
 
 Row convention (PyMARL's episode runner, verified on the ODIS 3m file): an episode of
 ``L`` environment steps fills rows ``0..L``. Rows ``0..L-1`` hold the step data
@@ -74,6 +77,10 @@ class EpisodeBatch:
     (env runner); otherwise :attr:`battle_won` derives it from the rewards.
     ``skills``: optional [B, T+1, n, 1] skill each agent executed (the env runner records
     what a skill controller chose), -1 where unknown (offline data); None: none known.
+    ``episode_ids``: optional [B] identity of each episode in the store it was sampled from
+    (offline episodes: dataset index; online: the replay buffer's insertion number; the two
+    are told apart by ``n_offline``), so a learner can cache what a frozen network computes
+    from a stored episode; -1 where unknown, None: none known.
     """
 
     obs: torch.Tensor
@@ -87,6 +94,7 @@ class EpisodeBatch:
     n_offline: int = 0
     won: torch.Tensor | None = None
     skills: torch.Tensor | None = None
+    episode_ids: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         for name in _TENSOR_FIELDS:  # canonical dtypes; a no-op when they already match
@@ -101,6 +109,8 @@ class EpisodeBatch:
                 raise EpisodeBatchError(f"EpisodeBatch.skills: expected a torch.Tensor or None, "
                                         f"got {type(self.skills).__name__}")
             self.skills = self.skills.to(torch.int64)
+        if self.episode_ids is not None:
+            self.episode_ids = torch.as_tensor(self.episode_ids).to(torch.int64).reshape(-1)
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -125,6 +135,8 @@ class EpisodeBatch:
         if self.skills is not None and tuple(self.skills.shape) != tuple(self.actions.shape):
             raise EpisodeBatchError(f"EpisodeBatch.skills: expected shape {list(self.actions.shape)} "
                                     f"(as actions), got {list(self.skills.shape)}")
+        if self.episode_ids is not None and self.episode_ids.shape[0] != B:
+            raise EpisodeBatchError(f"EpisodeBatch.episode_ids: expected {B} entries, got {self.episode_ids.shape[0]}")
         if self.won is not None and self.won.shape[0] != B:
             raise EpisodeBatchError(f"EpisodeBatch.won: expected {B} entries, got {self.won.shape[0]}")
         if not 0 <= self.n_offline <= B:
@@ -170,7 +182,10 @@ class EpisodeBatch:
             for b in batches:
                 out[k][start:start + len(b), : b.max_seq_length] = getattr(b, k)
                 start += len(b)
-        won = skills = None
+        won = skills = ids = None
+        if any(b.episode_ids is not None for b in batches):  # parts without: -1 (unknown)
+            ids = torch.cat([b.episode_ids if b.episode_ids is not None
+                             else torch.full((len(b),), -1, device=b.device) for b in batches])
         if any(b.won is not None for b in batches):
             won = torch.cat([b.battle_won for b in batches])
         if any(b.skills is not None for b in batches):  # parts without: -1 (unknown)
@@ -181,7 +196,7 @@ class EpisodeBatch:
                     skills[start:start + len(b), : b.max_seq_length] = b.skills
                 start += len(b)
         return cls(**out, map_name=batches[0].map_name, n_offline=_prefix_count(is_off, "EpisodeBatch.cat"),
-                   won=won, skills=skills)
+                   won=won, skills=skills, episode_ids=ids)
 
     # ----- basic container protocol ----------------------------------------------------
     def __len__(self) -> int:
@@ -213,7 +228,8 @@ class EpisodeBatch:
         moved = {k: getattr(self, k).to(device) for k in _TENSOR_FIELDS}
         won = None if self.won is None else self.won.to(device)
         skills = None if self.skills is None else self.skills.to(device)
-        return replace(self, **moved, won=won, skills=skills)
+        ids = None if self.episode_ids is None else self.episode_ids.to(device)
+        return replace(self, **moved, won=won, skills=skills, episode_ids=ids)
 
     def __getitem__(self, idx: int | slice | Sequence[int] | torch.Tensor) -> EpisodeBatch:
         """Select episodes; an int keeps the batch axis (``batch[3]`` has B=1)."""
@@ -226,7 +242,9 @@ class EpisodeBatch:
         is_off = self._offline_flags().to(self.device)[idx]
         won = None if self.won is None else self.won[idx]
         skills = None if self.skills is None else self.skills[idx]
-        return replace(self, **sel, won=won, skills=skills, n_offline=_prefix_count(is_off.cpu(), "EpisodeBatch[idx]"))
+        ids = None if self.episode_ids is None else self.episode_ids[idx]
+        return replace(self, **sel, won=won, skills=skills, episode_ids=ids,
+                       n_offline=_prefix_count(is_off.cpu(), "EpisodeBatch[idx]"))
 
     def trim(self) -> EpisodeBatch:
         """Cut the time axis to the longest filled episode (learners skip the padding)."""

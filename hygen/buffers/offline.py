@@ -432,7 +432,7 @@ class OfflineDataset:
             actions=self.actions[rows].long()[..., None], avail_actions=self.avail[rows],
             reward=self.reward[rows][..., None], terminated=self.terminated[rows][..., None].float(),
             filled=valid[..., None].float(), map_name=self.map_name, n_offline=len(idx),
-            won=self.won[idx])
+            won=self.won[idx], episode_ids=idx)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> EpisodeBatch:
         """``n`` episodes drawn uniformly without replacement (with replacement when n > len).

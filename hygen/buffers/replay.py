@@ -58,6 +58,7 @@ class ReplayBuffer:
         }
         self._won = z(C, dtype=torch.bool)
         self._n_rows = z(C, dtype=torch.long)  # filled rows per slot, to trim samples
+        self._ids = z(C, dtype=torch.long)  # insertion number of the episode in each slot
         self._next = 0  # slot the next episode goes to
         self._size = 0
         self.episodes_inserted = 0
@@ -80,8 +81,10 @@ class ReplayBuffer:
             if batch.max_seq_length > self.max_seq_length:
                 raise ReplayBufferError(f"episodes have {batch.max_seq_length} rows; buffer holds "
                                         f"{self.max_seq_length} (max_seq_length)")
+        first_id = self.episodes_inserted
         self.episodes_inserted += len(batch)
         if len(batch) > self.capacity:  # only the newest `capacity` would survive anyway
+            first_id += len(batch) - self.capacity
             batch = batch[len(batch) - self.capacity:]
         B, T1 = len(batch), batch.max_seq_length
         if B == 0:
@@ -98,6 +101,7 @@ class ReplayBuffer:
         if batch.skills is not None:
             skills[slots, :T1] = batch.skills.to(skills.dtype)
         self._won[slots] = batch.battle_won
+        self._ids[slots] = first_id + torch.arange(B, device=self.device)
         self._n_rows[slots] = batch.filled.sum((1, 2)).long()
         self._next = (self._next + B) % self.capacity
         self._size = min(self._size + B, self.capacity)
@@ -107,7 +111,8 @@ class ReplayBuffer:
         slots = slots.to(self.device)
         T1 = max(int(self._n_rows[slots].max()), 2) if len(slots) else 2
         d = {k: v[slots, :T1] for k, v in self._data.items()}
-        return EpisodeBatch(**d, map_name=self.map_name, won=self._won[slots])  # skills: -1 where unknown
+        return EpisodeBatch(**d, map_name=self.map_name, won=self._won[slots],  # skills: -1 where unknown
+                            episode_ids=self._ids[slots])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> EpisodeBatch:
         """``n`` episodes uniformly without replacement; trimmed; ``n_offline = 0``."""
@@ -166,6 +171,8 @@ class ReplayBuffer:
         self._next = size % self.capacity
         self._size = size
         self.episodes_inserted = int(sd.get("episodes_inserted", size))
+        self._ids.zero_()  # chronological order: the newest `size` insertion numbers
+        self._ids[:size] = self.episodes_inserted - size + torch.arange(size, device=self.device)
 
     def __repr__(self) -> str:
         return (f"ReplayBuffer(map={self.map_name!r}, {self._size}/{self.capacity} episodes, "
