@@ -77,8 +77,9 @@ class EpisodeCache:
     ``capacity`` slots (slot = id % capacity; a slot holding another id is a miss).
 
     Phase 2 keeps the global encoder frozen, so q(z | s_t, a_t, i) of a stored episode never
-    changes: computing it once per episode instead of once per sample saves ~10 % of a
-    policy update. A ring no smaller than the replay buffer encodes each episode once.
+    changes: computing it once per episode instead of once per sample saves ~18 % of a
+    policy update (docs/speed.md). A ring no smaller than the replay buffer encodes each
+    episode once.
     """
 
     def __init__(self, capacity: int, max_len: int):
@@ -290,7 +291,7 @@ class HyGenLearner:
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
                  cql_samples: str = "all", online_skills: str = "relabelled", refine_decoder: bool = True,
                  refine_weighting: str = "won", refine_weight: float = 1.0, explore_actions: str = "sample",
-                 frozen_skill_cache: int = 5000):
+                 frozen_skill_cache: int = 2000):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones
@@ -486,29 +487,24 @@ class HyGenLearner:
         if not self.frozen_skill_cache or ids is None:
             return self.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name, steps)
         B, T = steps.shape
-        online = torch.arange(B, device=ids.device) >= b.n_offline
+        online = torch.arange(B, device=ids.device) >= b.n_offline  # offline episodes come first
         caches = {src: self._skill_caches.setdefault(
             (b.map_name, src), EpisodeCache(self.frozen_skill_cache, get_map(b.map_name).episode_limit))
-            for src in (False, True)}
+            for src in (False, True)}  # offline ids and replay ids are separate namespaces
         hit = torch.zeros(B, dtype=torch.bool, device=ids.device)
         for src, cache in caches.items():
             hit[online == src] = cache.contains(ids[online == src])
+        out = torch.empty(B, T, b.n_agents, self.num_skills, device=steps.device)
         miss = (~hit).nonzero(as_tuple=True)[0]
-        if len(miss) == 0:
-            out = None
-        else:
-            computed = self.global_encoder(b.state[miss, :-1], onehot[miss, :-1], b.map_name, steps[miss])
-            out = computed.new_empty(B, *computed.shape[1:])
-            out[miss] = computed
+        if len(miss):
+            out[miss] = self.global_encoder(b.state[miss, :-1], onehot[miss, :-1], b.map_name, steps[miss])
             for src, cache in caches.items():
-                part = online[miss] == src
-                cache.put(ids[miss][part], computed[part])
+                part = miss[online[miss] == src]
+                cache.put(ids[part], out[part])
         for src, cache in caches.items():
             part = (hit & (online == src)).nonzero(as_tuple=True)[0]
             if len(part):
-                cached = cache.get(ids[part], T)
-                out = cached.new_empty(B, *cached.shape[1:]) if out is None else out
-                out[part] = cached
+                out[part] = cache.get(ids[part], T)
         return out
 
     def _episode_weights(self, b) -> Tensor:
