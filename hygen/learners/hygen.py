@@ -77,8 +77,8 @@ class EpisodeCache:
     ``capacity`` slots (slot = id % capacity; a slot holding another id is a miss).
 
     Phase 2 keeps the global encoder frozen, so q(z | s_t, a_t, i) of a stored episode never
-    changes: computing it once per episode instead of once per sample saves ~18 % of a
-    policy update (docs/speed.md). A ring no smaller than the replay buffer encodes each
+    changes: computing it once per episode instead of once per sample saves 15 % of a
+    policy update's FLOPs (docs/speed.md). A ring no smaller than the replay buffer encodes each
     episode once.
     """
 
