@@ -166,11 +166,12 @@ def _check_macros(unused_ok: bool = False) -> None:
                 f"macro %{name} is used but never bound; set it in a .gin file or with "
                 f"--gin_param '{name} = ...'" + (f" (did you mean: {', '.join(close)}?)" if close else "")
             ) from None
-    defined = set(re.findall(r"^([A-Za-z_]\w*)\s*=", text, re.MULTILINE))
-    for name in sorted(defined - used) if not unused_ok else ():  # e.g. SOURCE_MAP = [...] next to the SOURCE_MAPS the files use
-        close = difflib.get_close_matches(name, sorted(used - {"gin.REQUIRED"}), n=1)
-        raise GinConfigError(f"macro {name} is bound but nothing uses it"
-                             + (f" (did you mean {close[0]}?)" if close else "; no binding refers to %" + name))
+    # a bound macro nothing refers to is a misspelt override, e.g. SOURCE_MAP next to SOURCE_MAPS
+    unused = sorted(set(re.findall(r"^([A-Za-z_]\w*)\s*=", text, re.MULTILINE)) - used)
+    if unused and not unused_ok:
+        close = difflib.get_close_matches(unused[0], sorted(used - {"gin.REQUIRED"}), n=1)
+        raise GinConfigError(f"macro {unused[0]} is bound but nothing uses it"
+                             + (f" (did you mean {close[0]}?)" if close else f"; no binding refers to %{unused[0]}"))
 
 
 def reset() -> None:
