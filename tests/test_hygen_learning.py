@@ -468,3 +468,20 @@ def test_frozen_skill_cache_changes_nothing_but_encodes_each_stored_episode_once
     assert sum(encoded) == len(distinct) < 4 * 8  # each stored episode once, not once per sample
     cached.update({"3m": offline.sample(4, gen)}, 0, "skill_discovery")  # the encoder moves: cache dropped
     assert not cached._skill_caches
+
+
+def test_refine_samples_offline_clones_only_the_offline_episodes():
+    b = random_episodes("3m", 4, lengths=[5, 9, 3, 7], seed=0)
+    b.n_offline = 2
+
+    def refine_nll(batch, **kw):
+        L = small_learner(maps=["3m"], refine_weighting="uniform", **kw)
+        return float(L._policy_loss(batch.trim(), ratio=0.5)[1]["refine_nll"])
+
+    only_offline = refine_nll(b, refine_samples="offline")
+    assert only_offline == pytest.approx(refine_nll(b[[0, 1]]), rel=1e-5)  # the NLL of the offline part alone
+    assert only_offline != pytest.approx(refine_nll(b), rel=1e-4)  # "all" also clones the online episodes
+    b.n_offline = 0
+    assert refine_nll(b, refine_samples="offline") == 0.0  # an all-online batch refines nothing
+    with pytest.raises(HyGenConfigError, match="refine_samples"):
+        small_learner(maps=["3m"], refine_samples="online")

@@ -63,7 +63,7 @@ from hygen.mixers.base import ValueMixer
 PHASES = ("skill_discovery", "policy")
 REFINE_WEIGHTINGS = ("return", "won", "uniform")
 EXPLORE_ACTIONS = ("greedy", "sample", "epsilon")
-CQL_SAMPLES = ("all", "offline")
+CQL_SAMPLES = REFINE_SAMPLES = ("all", "offline")
 ONLINE_SKILLS = ("relabelled", "executed")
 MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
 
@@ -257,6 +257,10 @@ class HyGenLearner:
         cql_samples: what L_CQL averages over: "all" agent-steps of the hybrid batch, or
             "offline" ones only (online samples are the current policy's own skills: pushing
             their values up makes the greedy policy keep whatever it already does).
+        refine_samples: which episodes refinement clones: "all" of the hybrid batch (weighted by
+            ``refine_weighting``), or "offline" ones only (online episodes then train the values
+            but not the decoder; docs/results.md: cloning the won online source-map episodes
+            fits the decoder to the source maps and costs zero-shot transfer).
         online_skills: the skill z of an online sample in eq. 4, L_CQL and refinement:
             "relabelled" (argmax of the frozen global encoder on (s_t, a_t), as for offline
             samples; the public code) or "executed" (the skill the agent chose, recorded by
@@ -291,7 +295,7 @@ class HyGenLearner:
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
                  cql_samples: str = "all", online_skills: str = "relabelled", refine_decoder: bool = True,
                  refine_weighting: str = "won", refine_weight: float = 1.0, explore_actions: str = "sample",
-                 frozen_skill_cache: int = 2000):
+                 refine_samples: str = "all", frozen_skill_cache: int = 2000):
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones
@@ -306,6 +310,10 @@ class HyGenLearner:
         if cql_samples not in CQL_SAMPLES:
             raise HyGenConfigError(f"HyGenLearner.cql_samples must be one of {CQL_SAMPLES}, got {cql_samples!r}")
         self.cql_samples = cql_samples
+        if refine_samples not in REFINE_SAMPLES:
+            raise HyGenConfigError(f"HyGenLearner.refine_samples must be one of {REFINE_SAMPLES}, "
+                                   f"got {refine_samples!r}")
+        self.refine_samples = refine_samples
         if online_skills not in ONLINE_SKILLS:
             raise HyGenConfigError(f"HyGenLearner.online_skills must be one of {ONLINE_SKILLS}, "
                                    f"got {online_skills!r}")
@@ -454,10 +462,10 @@ class HyGenLearner:
         q_tot = self.mixer.mix(chosen, cond)
         l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma, self.td_lambda)  # eq. 4
         l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)  # eq. 5
+        offline = (torch.arange(len(b), device=mask.device) < b.n_offline)[:, None, None].to(mask.dtype)
         cql_mask, cql_agent_mask = mask, agent_mask
         if self.cql_samples == "offline":  # L_CQL over the offline episodes only (none: 0)
-            off = (torch.arange(len(b), device=mask.device) < b.n_offline)[:, None, None].to(mask.dtype)
-            cql_mask, cql_agent_mask = mask * off, agent_mask * off
+            cql_mask, cql_agent_mask = mask * offline, agent_mask * offline
         l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), cql_mask, cql_agent_mask)
         cql_coef = self.conservative.coefficient(ratio)
         loss = l_td + self.alpha * l_c + cql_coef * l_cql  # eq. 6
@@ -474,6 +482,8 @@ class HyGenLearner:
             at_rows = torch.cat([data_skills, data_skills[:, -1:]], 1)  # skill of the final row: unused
             dec_logits, _ = self.decoder.logits_at(b.obs, last, m, at_rows, valid=rows, tokens=tokens)
             w = agent_mask * self._episode_weights(b)[:, None, None]
+            if self.refine_samples == "offline":
+                w = w * offline
             l_ref = weighted_nll_at(dec_logits[:, :-1], actions, avail, w)
             loss = loss + self.refine_weight * l_ref
             stats["refine_nll"] = l_ref.detach()
