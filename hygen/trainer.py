@@ -416,7 +416,9 @@ class Trainer:
         for m, sd in ckpt.get("eval_runners", {}).items():
             self.eval_runners[m].load_state_dict(sd)
         self.step, self.env_steps = int(ckpt["step"]), int(ckpt["env_steps"])
-        self.run_dir.purge_step = self.step  # TensorBoard hides what a killed run logged after this checkpoint
+        # TensorBoard hides what a killed run logged after this checkpoint (what it logged at the
+        # checkpoint step itself came before the save and is kept: the resumed run does not log it again)
+        self.run_dir.purge_step = self.step + 1
         self.wall_time, self.evals = float(ckpt["wall_time"]), list(ckpt["evals"])
         self._online_stats = {m: list(v) for m, v in ckpt.get("online_stats", {}).items()}
         self.generator.set_state(ckpt["generator"].cpu())

@@ -88,6 +88,14 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path, monkeypatch):
     assert saved["evals"] == res["evals"] and saved["env_steps"] == res["env_steps"] > 0
     assert res["env_steps"] >= res["evals"][-1]["env_steps"] > res["evals"][1]["env_steps"]
     assert list(tmp_path.glob("events.out.tfevents.*")), "TensorBoard events written"
+    # TensorBoard shows each evaluation once: the killed run's events after its checkpoint are
+    # purged, the one at the checkpoint step is kept (the resumed run does not log it again)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/4m/win_rate")] == [0, 10, 20, 30]
+    assert [e.step for e in acc.Scalars("train/loss")] == [5, 10, 15, 20, 25, 30]
     # a finished run re-run does nothing more
     third = FakeLearner(("3m",))
     make_trainer(tmp_path, third, [Phase("online", 30)]).run()
@@ -209,7 +217,7 @@ def test_checkpoint_of_another_learner_is_refused_naming_both(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "warning: skipped unreadable checkpoint" in err and "ckpt_00000020.pt" in err
     assert tr.run_dir.loaded_checkpoint.name == "ckpt_00000010.pt"
-    assert tr.run_dir.purge_step == 10  # TensorBoard drops the killed run's events after step 10
+    assert tr.run_dir.purge_step == 11  # TensorBoard drops the killed run's events after step 10
 
 
 def _without_wall_time(evals):
