@@ -1,10 +1,13 @@
-"""Calibration table: the built-in simulator against real SC2 episodes (3m medium).
+"""The built-in simulator against real SC2 episodes (3m medium): three tables.
 
-    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 512] [--out fidelity.json]
+    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 512] [--out fidelity.json] [--plot fidelity.png]
 
-Pinned rows are game mechanics the real data determines (must agree within 5 %); the
-others depend on the behaviour policy (the sim runs the focus-fire heuristic with 30 %
-random actions, the data a medium QMIX policy) and are shown for orientation only.
+1. Calibration: pinned rows are game mechanics the real data determines (must agree within
+   5 %); the others depend on the behaviour policy (the sim runs the focus-fire heuristic with
+   30 % random actions, the data a medium QMIX policy) and are shown for orientation only.
+2. Open-loop replay: every real episode's recorded actions replayed in the sim, per step.
+3. Teacher-forced one-step prediction: the sim set to each recorded state, stepped once with
+   the recorded actions, compared with the next recorded state (per-mechanic errors).
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from pathlib import Path
 import torch
 
 from hygen.envs.scripted import focus_fire_actions
-from hygen.envs.sim_fidelity import compare, fidelity_stats, load_real, record_sim
+from hygen.envs.sim_fidelity import (
+    KINDS,
+    compare,
+    fidelity_stats,
+    load_real,
+    record_sim,
+    replay_open_loop,
+    teacher_forced,
+)
 
 DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -29,11 +40,14 @@ def main() -> int:
     p.add_argument("--episodes", type=int, default=512, help="simulated episodes")
     p.add_argument("--epsilon", type=float, default=0.3, help="random-action share of the sim's policy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="write the table as JSON")
+    p.add_argument("--out", type=Path, default=None, help="write the tables as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
+    p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
     args = p.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    real = fidelity_stats(load_real(args.data), "3m")
+    data = load_real(args.data)
+    real = fidelity_stats(data, "3m")
     g = torch.Generator().manual_seed(args.seed)
     sim_eps = record_sim("3m", lambda env: focus_fire_actions(env, args.epsilon, g), args.episodes, args.seed)
     sim = fidelity_stats(sim_eps, "3m")
@@ -45,11 +59,93 @@ def main() -> int:
     bad = [r["stat"] for r in rows if r["pinned"] and not r["ok"]]
     print(f"{sum(r['pinned'] for r in rows) - len(bad)}/{sum(r['pinned'] for r in rows)} pinned rows within 5 % "
           f"({time.perf_counter() - t0:.1f} s)")
+
+    replay = replay_open_loop(data, "3m", steps=args.steps, seed=args.seed)
+    print_replay(replay)
+    tf = teacher_forced(data, "3m", seed=args.seed)
+    print_teacher_forced(tf)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"data": str(args.data), "sim_episodes": args.episodes,
-                                        "sim_policy": f"focus_fire epsilon={args.epsilon}", "rows": rows}, indent=2))
+        args.out.write_text(json.dumps({
+            "data": str(args.data), "sim_episodes": args.episodes,
+            "sim_policy": f"focus_fire epsilon={args.epsilon}", "rows": rows,
+            "replay": {side: {k: [float(x) for x in v] for k, v in st.items()} for side, st in replay.items()},
+            "teacher_forced": tf}, indent=2))
+    if args.plot:
+        plot_replay(replay, args.plot)
     return 1 if bad else 0
+
+
+REPLAY_COLS = [("ally_health", "ally hp"), ("enemy_health", "enemy hp"), ("ally_alive", "ally n"),
+               ("enemy_alive", "enemy n"), ("nearest_distance", "nearest"), ("ally_x", "ally x"),
+               ("ally_y", "ally y"), ("enemy_x", "enemy x"), ("enemy_y", "enemy y")]
+
+
+def print_replay(replay: dict) -> None:
+    r, s = replay["real"], replay["sim"]
+    print("\nOpen-loop replay of the recorded actions (SC2 / sim); unavail: share of recorded actions "
+          "of that kind unavailable in the sim")
+    head = " ".join(f"{lab:>13s}" for _, lab in REPLAY_COLS)
+    print(f"{'t':>2s} {head} " + " ".join(f"{'un.' + k:>9s}" for k in KINDS))
+    for t in range(len(r["ally_health"])):
+        cells = " ".join(f"{r[k][t]:6.3f}/{s[k][t]:6.3f}" for k, _ in REPLAY_COLS)
+        un = " ".join(f"{s['unavail_' + k][t]:9.3f}" for k in KINDS)
+        print(f"{t:2d} {cells} {un}")
+
+
+TF_ROWS = [("damage dealt by allies / step", "enemy_damage_real", "enemy_damage_sim"),
+           ("damage dealt by enemies / step", "ally_damage_real", "ally_damage_sim"),
+           ("steps in which allies deal damage", "enemy_damage_steps_real", "enemy_damage_steps_sim"),
+           ("steps in which enemies deal damage", "ally_damage_steps_real", "ally_damage_steps_sim"),
+           ("ally shots per living ally / step", "ally_shots_real", "ally_shots_sim"),
+           ("deaths / step", "deaths_real", "deaths_sim"),
+           ("enemy displacement / step", "enemy_move_real", "enemy_move_sim")]
+
+
+def print_teacher_forced(tf: dict) -> None:
+    print(f"\nTeacher-forced one-step prediction over {tf['transitions']} recorded transitions")
+    print(f"{'quantity':36s} {'SC2':>8s} {'sim':>8s} {'rel err':>8s}")
+    for name, kr, ks in TF_ROWS:
+        r, s = tf[kr], tf[ks]
+        print(f"{name:36s} {r:8.4f} {s:8.4f} {abs(s - r) / max(abs(r), 1e-9):8.3f}")
+    print(f"{'share of hp loss on the same unit':36s} allies hit: {tf['ally_same_unit']:.3f} "
+          f"(overlap {tf['ally_overlap']:.3f}); enemies hit: {tf['enemy_same_unit']:.3f} (overlap {tf['enemy_overlap']:.3f})")
+    print(f"{'real deaths the sim reproduces':36s} {tf['deaths_same']:.3f}")
+    print(f"{'displacement error (map units)':36s} " + ", ".join(
+        f"{k}: {tf['move_err_' + k]:.4f}" for k in ("move", "attack", "stop", "enemy")))
+
+
+def plot_replay(replay: dict, path: Path) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib is not installed: no plot written to {path} (pip install matplotlib)")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r, s = replay["real"], replay["sim"]
+    t = range(len(r["ally_health"]))
+    panels = [("health fraction", ["ally_health", "enemy_health"]), ("living units", ["ally_alive", "enemy_alive"]),
+              ("nearest ally-enemy distance", ["nearest_distance"]), ("mean x", ["ally_x", "enemy_x"]),
+              ("mean y", ["ally_y", "enemy_y"]), ("recorded action unavailable in sim", None)]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    for ax, (title, keys) in zip(axes.flat, panels):
+        if keys is None:
+            for k in KINDS[1:]:
+                ax.plot(t, s["unavail_" + k], label=k)
+        else:
+            for k, c in zip(keys, ("C0", "C3")):
+                ax.plot(t, r[k], c, label=f"{k} SC2")
+                ax.plot(t, s[k], c + "--", label=f"{k} sim")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle("Open-loop replay of 2000 real SC2 3m episodes: SC2 (solid) against the sim (dashed)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    print(f"plot written to {path}")
 
 
 if __name__ == "__main__":

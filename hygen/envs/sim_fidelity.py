@@ -195,3 +195,219 @@ def compare(real: dict[str, float], sim: dict[str, float], tol: float = 0.05) ->
         rows.append({"stat": name, "unit": unit, "real": r, "sim": s, "rel_err": err, "pinned": pinned,
                      "ok": (err <= tol) if pinned else None})
     return rows
+
+
+# ----------------------------------------------------------------------------- trajectories
+# Action kinds of SMAC's action ids, for the "recorded action unavailable in the sim" shares.
+KINDS = ("noop", "stop", "move", "attack")
+
+
+def _action_kind(a: np.ndarray) -> np.ndarray:
+    return np.where(a >= N_NO_ATTACK, 3, np.where(a >= 2, 2, a))
+
+
+class _Units:
+    """Health fractions, alive flags, map positions and ally cooldowns of recorded states."""
+
+    def __init__(self, state: np.ndarray, spec: MapSpec):
+        lay, n, m = spec.layout, spec.n_agents, spec.n_enemies
+        g = GEOMETRY[spec.family]
+        wh = np.array([g.playable[2] - g.playable[0], g.playable[3] - g.playable[1]], dtype=np.float32)
+        centre = np.array(g.map_size, dtype=np.float32) / 2
+        lead = state.shape[:-1]
+        ally = state[..., : lay.state_enemy_offset].reshape(*lead, n, lay.ally_state)
+        enemy = state[..., lay.state_enemy_offset: lay.state_last_action_offset].reshape(*lead, m, lay.enemy_state)
+        self.hp = np.concatenate([ally[..., 0], enemy[..., 0]], -1)  # [..., U] fraction
+        self.alive = self.hp > 0
+        self.xy = np.concatenate([ally[..., 2:4], enemy[..., 1:3]], -2) * wh + centre  # [..., U, 2]
+        self.cd = ally[..., 1] * np.array([UNITS[t].max_cooldown for t in spec.ally_unit_types])  # [..., n] loops
+
+
+def _hold_final(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """x [B, T, ...] with every row after an episode's final row (index ``lengths``) replaced by it."""
+    T = x.shape[1]
+    idx = np.minimum(np.arange(T)[None], lengths[:, None])  # [B, T]
+    return np.take_along_axis(x, idx.reshape(*idx.shape, *([1] * (x.ndim - 2))), axis=1)
+
+
+def _per_step(units: _Units, running: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per-step means of one side's recording: units [B, T, U] (final state held), running [B, T]."""
+    hp, alive, xy = units.hp, units.alive, units.xy
+    out = {"ally_health": hp[..., :n].mean((0, 2)), "enemy_health": hp[..., n:].mean((0, 2)),
+           "ally_alive": alive[..., :n].sum(-1).mean(0), "enemy_alive": alive[..., n:].sum(-1).mean(0)}
+    d = np.linalg.norm(xy[..., :n, None, :] - xy[..., None, n:, :], axis=-1)  # [B, T, n, m]
+    both = alive[..., :n, None] & alive[..., None, n:]
+    nearest = np.where(both, d, np.inf).min((-1, -2))
+    ok = running & np.isfinite(nearest)
+    out["nearest_distance"] = np.where(ok, nearest, 0).sum(0) / np.maximum(ok.sum(0), 1)
+    for side, sl in (("ally", slice(0, n)), ("enemy", slice(n, None))):
+        w = alive[..., sl] & running[..., None]
+        for k, name in enumerate("xy"):
+            out[f"{side}_{name}"] = (xy[..., sl, k] * w).sum((0, 2)) / np.maximum(w.sum((0, 2)), 1)
+    return out
+
+
+def _match_enemies(env: SimEnv, real_xy0: np.ndarray) -> None:
+    """Reorder the sim's fresh enemies so that enemy j stands where the data's enemy j started
+    (SMAC's enemy ids are unordered; the start positions agree to 1e-4)."""
+    n = env.n_agents
+    sim_xy = env.pos[:, n:].clone()  # [E, m, 2]
+    d = torch.cdist(torch.as_tensor(real_xy0, dtype=sim_xy.dtype), sim_xy)  # [E, m(real), m(sim)]
+    env.pos[:, n:] = sim_xy.gather(1, d.argmin(-1)[..., None].expand(-1, -1, 2))
+
+
+def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", steps: int = 31,
+                     seed: int = 0, **env_kwargs) -> dict[str, dict[str, np.ndarray]]:
+    """Replay every real episode's recorded actions open-loop in the sim (one env each).
+
+    A recorded action the sim does not allow is replaced by stop (no-op for a unit dead in
+    the sim) and counted. Returns ``{"real": stats, "sim": stats}``, each a dict of [steps]
+    arrays: mean health fraction and living units per side (an ended episode keeps its final
+    state), nearest living ally-enemy distance and mean x, y (map units) of living units per
+    side (episodes still running on that side), and ``unavail_<kind>``: the share of recorded
+    actions of each kind (noop, stop, move, attack) unavailable in the sim (sim only).
+    """
+    spec = get_map(spec) if isinstance(spec, str) else spec
+    n = spec.n_agents
+    fil = real["filled"].astype(bool)
+    B, T = fil.shape
+    steps = min(steps, T)
+    lengths = fil.sum(1) - 1  # index of the final row
+    real_u = _Units(_hold_final(real["state"], lengths)[:, :steps], spec)
+    act = real["actions"]
+    env = SimEnv(spec, num_envs=B, seed=seed, validate_actions=False, **env_kwargs)
+    env.reset()
+    _match_enemies(env, real_u.xy[:, 0, n:])
+    env._observe()
+    states = [env.get_state().clone()]
+    sim_running = np.ones((B, steps), dtype=bool)
+    ended = torch.zeros(B, dtype=torch.bool)
+    unavail = np.zeros((len(KINDS), steps))
+    counted = np.zeros((len(KINDS), steps))
+    for t in range(steps - 1):
+        avail = env.get_avail_actions()
+        a = torch.as_tensor(act[:, t])
+        ok = avail.gather(2, a[..., None]).squeeze(-1)
+        live_a = avail[..., 1]  # stop is available iff the agent lives
+        a = torch.where(ok, a, live_a.long())  # stop, or no-op for the dead
+        both = torch.as_tensor(t < lengths) & ~ended  # a transition recorded on both sides
+        kind = _action_kind(act[:, t])
+        for k in range(len(KINDS)):
+            sel = both.numpy()[:, None] & (kind == k)
+            counted[k, t] = sel.sum()
+            unavail[k, t] = (sel & ~ok.numpy()).sum()
+        out = env.step(a)
+        env.t.zero_()  # the data decides when episodes end; the sim only stops on its own battle end
+        states.append(torch.where(ended[:, None], states[-1], out.state))
+        ended |= out.terminated
+        sim_running[:, t + 1] = ~ended.numpy()
+        env._needs_reset.zero_()  # keep the ended battle frozen instead of auto-resetting
+    sim_u = _Units(torch.stack(states, 1).numpy(), spec)
+    real_running = np.arange(steps)[None] <= lengths[:, None]
+    res_real = _per_step(real_u, real_running, n)
+    res_sim = _per_step(sim_u, sim_running, n)
+    with np.errstate(invalid="ignore"):
+        for k, name in enumerate(KINDS):
+            res_sim[f"unavail_{name}"] = np.where(counted[k] > 0, unavail[k] / np.maximum(counted[k], 1), np.nan)
+            res_sim[f"count_{name}"] = counted[k]
+    return {"real": res_real, "sim": res_sim}
+
+
+def _impose(env: SimEnv, u: _Units, t: int, spec: MapSpec) -> None:
+    """Set the sim's observable unit state to the recorded s_t, keeping its own latent state.
+
+    SMAC's state holds positions, health and the allies' weapon cooldowns (0 once ready). It
+    lacks the enemies' cooldowns, every unit's reaction delay, the enemies' targets and how
+    long an ally's weapon has been ready: those stay as the sim's own mechanics evolved them
+    while being driven by the recorded states of the preceding steps (a filter), so they are
+    inferred from the history rather than guessed per step.
+    """
+    n = spec.n_agents
+    hp_max = env.hp_max.cpu().numpy()
+    env.health.copy_(torch.as_tensor(u.hp[:, t] * hp_max, dtype=torch.float32))
+    alive = torch.as_tensor(u.alive[:, t])
+    xy = torch.as_tensor(u.xy[:, t], dtype=torch.float32)
+    env.pos.copy_(torch.where(alive[..., None], xy, env.pos))
+    cd = torch.as_tensor(u.cd[:, t], dtype=torch.float32)
+    env.cooldown[:, :n] = torch.where(cd > 0, cd, env.cooldown[:, :n].clamp(max=0.0))
+
+
+def _hp_loss(hp0: np.ndarray, hp1: np.ndarray, hp_max: np.ndarray) -> np.ndarray:
+    return np.clip(hp0 - hp1, 0, None) * hp_max
+
+
+def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed: int = 0,
+                   **env_kwargs) -> dict[str, float]:
+    """One-step prediction: the sim is set to every recorded s_t (see ``_impose``), steps once
+    with the recorded a_t, and its s_{t+1} is compared with the recorded one.
+
+    Returns per-mechanic errors over all recorded transitions:
+    ``*_damage_real/sim``: mean health taken per step from the enemies (dealt by allies) and
+    from the allies; ``*_same_unit``: of the health lost on both sides of the comparison,
+    the share that fell on the same unit (sum over units of min(real, sim) loss divided by
+    the smaller total), i.e. target choice given that damage happens; ``*_overlap``: the
+    same over the real loss only (timing and target); ``move_err_<kind>``: mean distance
+    between the sim's and SC2's displacement of living allies by recorded order kind, and
+    ``move_err_enemy``; ``deaths_real/sim`` per step and ``deaths_same``: share of real
+    deaths the sim reproduces on the same unit; ``ally_shots_real/sim``: shots per living
+    ally per step (from the cooldown reset).
+    """
+    spec = get_map(spec) if isinstance(spec, str) else spec
+    n = spec.n_agents
+    fil = real["filled"].astype(bool)
+    B, T = fil.shape
+    lengths = fil.sum(1) - 1
+    u = _Units(_hold_final(real["state"], lengths), spec)
+    act = real["actions"]
+    env = SimEnv(spec, num_envs=B, seed=seed, validate_actions=False, **env_kwargs)
+    env.reset()
+    _match_enemies(env, u.xy[:, 0, n:])
+    hp_max = env.hp_max.cpu().numpy()
+    sim_hp, sim_xy, sim_cd = [], [], []
+    for t in range(T - 1):
+        _impose(env, u, t, spec)
+        env._observe()
+        avail = env.get_avail_actions()
+        a = torch.as_tensor(act[:, t])
+        ok = avail.gather(2, a[..., None]).squeeze(-1)
+        env.step(torch.where(ok, a, avail[..., 1].long()))
+        env.t.zero_()
+        env._needs_reset.zero_()
+        sim_hp.append(env.health.numpy() / hp_max)
+        sim_xy.append(env.pos.numpy().copy())
+        sim_cd.append(env.cooldown[:, :n].clamp(min=0).numpy())
+    valid = np.arange(T - 1)[None] < lengths[:, None]  # [B, T-1] recorded transitions
+    hp0, hp1r, hp1s = u.hp[:, :-1][valid], u.hp[:, 1:][valid], np.stack(sim_hp, 1)[valid]
+    xy0, xy1r, xy1s = u.xy[:, :-1][valid], u.xy[:, 1:][valid], np.stack(sim_xy, 1)[valid]
+    a_t = act[:, :-1][valid]
+    out: dict[str, float] = {"transitions": int(valid.sum())}
+    for side, sl in (("enemy", slice(n, None)), ("ally", slice(0, n))):
+        lr, ls = _hp_loss(hp0[:, sl], hp1r[:, sl], hp_max[sl]), _hp_loss(hp0[:, sl], hp1s[:, sl], hp_max[sl])
+        tr, ts = lr.sum(1), ls.sum(1)
+        out[f"{side}_damage_real"], out[f"{side}_damage_sim"] = float(tr.mean()), float(ts.mean())
+        both = (tr > 0) & (ts > 0)
+        m = np.minimum(lr, ls).sum(1)
+        out[f"{side}_same_unit"] = float(m[both].sum() / np.minimum(tr, ts)[both].sum()) if both.any() else float("nan")
+        out[f"{side}_overlap"] = float(m.sum() / max(tr.sum(), 1e-9))
+        out[f"{side}_damage_steps_real"], out[f"{side}_damage_steps_sim"] = float((tr > 0).mean()), float((ts > 0).mean())
+    alive0 = hp0 > 0
+    dr, ds = hp1r <= 0, hp1s <= 0
+    out["deaths_real"] = float((alive0 & dr).sum(1).mean())
+    out["deaths_sim"] = float((alive0 & ds).sum(1).mean())
+    out["deaths_same"] = float((alive0 & dr & ds).sum() / max((alive0 & dr).sum(), 1))
+    both_alive = alive0 & (hp1r > 0) & (hp1s > 0)
+    err = np.linalg.norm(xy1s - xy1r, axis=-1)  # same start, so this is the displacement error
+    kind = _action_kind(a_t)
+    for k, name in enumerate(KINDS[1:], 1):
+        sel = both_alive[:, :n] & (kind == k)
+        out[f"move_err_{name}"] = float(err[:, :n][sel].mean()) if sel.any() else float("nan")
+    out["move_err_enemy"] = float(err[:, n:][both_alive[:, n:]].mean())
+    disp_r = np.linalg.norm(xy1r - xy0, axis=-1)[:, n:][both_alive[:, n:]]
+    disp_s = np.linalg.norm(xy1s - xy0, axis=-1)[:, n:][both_alive[:, n:]]
+    out["enemy_move_real"], out["enemy_move_sim"] = float(disp_r.mean()), float(disp_s.mean())
+    cd0, cd1r, cd1s = u.cd[:, :-1][valid], u.cd[:, 1:][valid], np.stack(sim_cd, 1)[valid]
+    live_a = alive0[:, :n] & (hp1r[:, :n] > 0)
+    shot_r = cd1r > np.maximum(cd0 - LOOPS_PER_STEP, 0) + 0.05
+    shot_s = cd1s > np.maximum(cd0 - LOOPS_PER_STEP, 0) + 0.05
+    out["ally_shots_real"], out["ally_shots_sim"] = float(shot_r[live_a].mean()), float(shot_s[live_a].mean())
+    return out
