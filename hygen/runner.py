@@ -22,6 +22,8 @@ import gin
 import torch
 from torch import Tensor
 
+from hygen.buffers.scheme import EPISODE_SCHEME, allocate
+
 __all__ = [
     "Controller",
     "LinearEpsilon",
@@ -112,9 +114,9 @@ class RolloutStats:
         return sum(self.lengths) / max(len(self.lengths), 1)
 
 
-# Storage keys and dtypes. They follow hygen.buffers.EpisodeBatch (and ODIS's file format);
-# "skills": what a skill controller's agent_state["skill"] held at each step (-1: none).
-_FIELDS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled", "skills")
+# Episodes in flight are stored as the episode scheme says (hygen.buffers.scheme); "skills":
+# what a skill controller's agent_state["skill"] held at each step (-1: none).
+_FIELDS = tuple(EPISODE_SCHEME)
 
 
 class Runner:
@@ -161,17 +163,8 @@ class Runner:
 
     # ---------------------------------------------------------------- storage
     def _alloc(self) -> None:
-        E, T1, n, A, dev = self.num_envs, self.episode_limit + 1, self.n_agents, self.n_actions, self.device
-        self.buf = {
-            "obs": torch.zeros(E, T1, n, self.obs_dim, device=dev),
-            "state": torch.zeros(E, T1, self.state_dim, device=dev),
-            "actions": torch.zeros(E, T1, n, 1, dtype=torch.long, device=dev),
-            "avail_actions": torch.zeros(E, T1, n, A, dtype=torch.bool, device=dev),
-            "reward": torch.zeros(E, T1, 1, device=dev),
-            "terminated": torch.zeros(E, T1, 1, dtype=torch.bool, device=dev),
-            "filled": torch.zeros(E, T1, 1, dtype=torch.bool, device=dev),
-            "skills": torch.full((E, T1, n, 1), -1, dtype=torch.long, device=dev),
-        }
+        E, T1, dev = self.num_envs, self.episode_limit + 1, self.device
+        self.buf = allocate(self.spec, E, T1, "storage", dev)
         self.t = torch.zeros(E, dtype=torch.long, device=dev)  # each env's current row
         self.ep_return = torch.zeros(E, device=dev)
         self.ep_won = torch.zeros(E, dtype=torch.bool, device=dev)
@@ -179,7 +172,7 @@ class Runner:
     def _write_first(self, idx: Tensor, obs: Tensor, state: Tensor, avail: Tensor) -> None:
         """Start fresh episodes in envs ``idx`` (row 0)."""
         for k in _FIELDS:
-            self.buf[k][idx] = -1 if k == "skills" else 0
+            self.buf[k][idx] = EPISODE_SCHEME[k].fill
         self.t[idx] = 0
         self.ep_return[idx] = 0.0
         self.ep_won[idx] = False
@@ -210,9 +203,9 @@ class Runner:
             if int(t.max()) >= self.episode_limit:
                 raise RuntimeError(f"{self.map_name}: an episode ran past episode_limit={self.episode_limit} "
                                    "without the environment ending it")
-            self.buf["actions"][e, t] = actions[e].unsqueeze(-1)
+            self.buf["actions"][e, t] = actions[e].unsqueeze(-1).to(self.buf["actions"].dtype)
             if skills is not None:
-                self.buf["skills"][e, t] = skills[e].unsqueeze(-1)
+                self.buf["skills"][e, t] = skills[e].unsqueeze(-1).to(self.buf["skills"].dtype)
             self.buf["reward"][e, t, 0] = out.reward[e].float()
             term = out.terminated[e].bool()
             self.buf["terminated"][e, t, 0] = term
@@ -227,7 +220,7 @@ class Runner:
         ended = reset.nonzero(as_tuple=True)[0]
         if ended.numel():
             # PyMARL records the action picked on the final observation in the final row.
-            self.buf["actions"][ended, self.t[ended]] = actions[ended].unsqueeze(-1)
+            self.buf["actions"][ended, self.t[ended]] = actions[ended].unsqueeze(-1).to(self.buf["actions"].dtype)
             self._pending.append({k: self.buf[k][ended].clone() for k in _FIELDS})
             self._pending_info.append((self.ep_return[ended].clone(), self.t[ended].clone(),
                                        self.ep_won[ended].clone()))

@@ -1,6 +1,7 @@
 """``EpisodeBatch``: a batch of whole episodes in PyMARL's layout.
 
-Shapes (B episodes, T+1 time rows, n agents)::
+Fields, their shapes per map and their dtypes (in a batch, in storage, in ODIS files) are
+defined once in :mod:`hygen.buffers.scheme`. In a batch (B episodes, T+1 time rows, n agents)::
 
     obs            [B, T+1, n, obs]  float32
     state          [B, T+1, S]       float32
@@ -33,6 +34,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from hygen.buffers.scheme import EPISODE_SCHEME, STEP_FIELDS, allocate, field_shape
 from hygen.envs.maps import get_map
 
 __all__ = ["EpisodeBatch", "EpisodeBatchError", "win_bonus"]
@@ -40,16 +42,9 @@ __all__ = ["EpisodeBatch", "EpisodeBatchError", "win_bonus"]
 # Max health + shield per unit type (reference sec. 5), for SMAC's reward scale.
 _UNIT_HP_SHIELD = {"marine": 45.0, "stalker": 80.0 + 80.0, "zealot": 100.0 + 50.0}
 
-_TENSOR_FIELDS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
-_DTYPES = {
-    "obs": torch.float32,
-    "state": torch.float32,
-    "actions": torch.int64,
-    "avail_actions": torch.bool,
-    "reward": torch.float32,
-    "terminated": torch.float32,
-    "filled": torch.float32,
-}
+_TENSOR_FIELDS = STEP_FIELDS
+_DTYPES = {k: EPISODE_SCHEME[k].batch for k in _TENSOR_FIELDS}
+_SKILL_FILL = EPISODE_SCHEME["skills"].fill
 
 
 class EpisodeBatchError(ValueError):
@@ -114,24 +109,15 @@ class EpisodeBatch:
         self._check_shapes()
 
     def _check_shapes(self) -> None:
-        B, T1 = self.obs.shape[:2] if self.obs.dim() == 4 else (None, None)
-        if B is None:
+        if self.obs.dim() != 4:
             raise EpisodeBatchError(f"EpisodeBatch.obs: expected [B, T+1, n, obs], got {tuple(self.obs.shape)}")
-        n = self.obs.shape[2]
-        A = self.avail_actions.shape[-1] if self.avail_actions.dim() == 4 else -1
-        expect = {
-            "state": (B, T1, None),
-            "actions": (B, T1, n, 1),
-            "avail_actions": (B, T1, n, A),
-            "reward": (B, T1, 1),
-            "terminated": (B, T1, 1),
-            "filled": (B, T1, 1),
-        }
-        for name, shape in expect.items():
-            got = tuple(getattr(self, name).shape)
-            if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
-                want = ", ".join("*" if s is None else str(s) for s in shape)
-                raise EpisodeBatchError(f"EpisodeBatch.{name}: expected shape [{want}], got {list(got)}")
+        B, T1 = self.obs.shape[:2]
+        spec = get_map(self.map_name)
+        for name in _TENSOR_FIELDS:  # shapes from the episode scheme and the map
+            got, want = tuple(getattr(self, name).shape), field_shape(name, spec, B, T1)
+            if got != want:
+                raise EpisodeBatchError(f"EpisodeBatch.{name}: expected shape {list(want)} for map "
+                                        f"{self.map_name!r}, got {list(got)}")
         if self.skills is not None and tuple(self.skills.shape) != tuple(self.actions.shape):
             raise EpisodeBatchError(f"EpisodeBatch.skills: expected shape {list(self.actions.shape)} "
                                     f"(as actions), got {list(self.skills.shape)}")
@@ -148,16 +134,9 @@ class EpisodeBatch:
               device: str | torch.device = "cpu") -> EpisodeBatch:
         """An all-zero batch for ``map_name`` with ``max_seq_length`` rows (default limit + 1)."""
         spec = get_map(map_name)
-        info = spec.env_info
         T1 = spec.episode_limit + 1 if max_seq_length is None else max_seq_length
-        B, n, A = batch_size, spec.n_agents, spec.n_actions
-
-        def z(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.zeros(shape, dtype=dtype, device=device)
-
-        return cls(obs=z(B, T1, n, info["obs_shape"]), state=z(B, T1, info["state_shape"]),
-                   actions=z(B, T1, n, 1, dtype=torch.int64), avail_actions=z(B, T1, n, A, dtype=torch.bool),
-                   reward=z(B, T1, 1), terminated=z(B, T1, 1), filled=z(B, T1, 1), map_name=map_name)
+        fields = allocate(spec, batch_size, T1, "batch", device, fields=_TENSOR_FIELDS)
+        return cls(**fields, map_name=map_name)
 
     @classmethod
     def cat(cls, batches: Sequence[EpisodeBatch]) -> EpisodeBatch:
@@ -189,7 +168,7 @@ class EpisodeBatch:
         if any(b.won is not None for b in batches):
             won = torch.cat([b.battle_won for b in batches])
         if any(b.skills is not None for b in batches):  # parts without: -1 (unknown)
-            skills = torch.full_like(out["actions"], -1)
+            skills = torch.full_like(out["actions"], _SKILL_FILL)
             start = 0
             for b in batches:
                 if b.skills is not None:
@@ -314,7 +293,7 @@ class EpisodeBatch:
             pad = torch.zeros((v.shape[0], extra, *v.shape[2:]), dtype=v.dtype, device=v.device)
             out[k] = torch.cat([v, pad], dim=1)
         if self.skills is not None:
-            out["skills"] = F.pad(self.skills, (0, 0, 0, 0, 0, extra), value=-1)
+            out["skills"] = F.pad(self.skills, (0, 0, 0, 0, 0, extra), value=_SKILL_FILL)
         return replace(self, **out)
 
     def __repr__(self) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from hygen.buffers.episode import EpisodeBatch
+from hygen.buffers.scheme import EPISODE_SCHEME, STEP_FIELDS, field_shape
 from hygen.envs.maps import MAPS, MapSpec, UnknownNameError, get_map
 
 __all__ = [
@@ -42,18 +43,13 @@ __all__ = [
     "write_episodes",
 ]
 
-# key -> (dtype ODIS writes, dtype kinds we accept when reading)
+# key -> (dtype ODIS writes, dtype kinds we accept when reading), from the episode scheme;
+# actions_onehot is written for ODIS but derived from actions when reading.
 ODIS_KEYS: dict[str, tuple[np.dtype, str]] = {
-    "obs": (np.dtype(np.float32), "f"),
-    "state": (np.dtype(np.float32), "f"),
-    "actions": (np.dtype(np.int64), "iu"),
+    **{k: (EPISODE_SCHEME[k].odis, EPISODE_SCHEME[k].odis_read_kinds) for k in STEP_FIELDS},
     "actions_onehot": (np.dtype(np.float32), "fiub"),
-    "avail_actions": (np.dtype(np.int32), "iub"),
-    "reward": (np.dtype(np.float32), "f"),
-    "terminated": (np.dtype(np.uint8), "iubf"),
-    "filled": (np.dtype(np.int64), "iubf"),
 }
-_REQUIRED = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
+_REQUIRED = STEP_FIELDS
 _KIND_NAMES = {"f": "float", "i": "signed int", "u": "unsigned int", "b": "bool"}
 
 # quality -> directory names that make it up (medium-expert = medium + expert, as in ODIS)
@@ -190,14 +186,10 @@ def _check_structure(f: h5py.File, path: Path, spec: MapSpec) -> int:
     for key in _REQUIRED:
         if key not in f or not isinstance(f[key], h5py.Dataset):
             raise DatasetError(f"{path}: missing key {key!r} (ODIS files hold {', '.join(ODIS_KEYS)})")
-    lay = spec.layout
     B, T = f["obs"].shape[:2] if f["obs"].ndim >= 2 else (None, None)
     n, A = spec.n_agents, spec.n_actions
-    expect = {
-        "obs": (B, T, n, lay.obs_shape), "state": (B, T, lay.state_shape), "actions": (B, T, n, 1),
-        "actions_onehot": (B, T, n, A), "avail_actions": (B, T, n, A),
-        "reward": (B, T, 1), "terminated": (B, T, 1), "filled": (B, T, 1),
-    }
+    expect = {k: field_shape(k, spec, B, T) for k in STEP_FIELDS}
+    expect["actions_onehot"] = (B, T, n, A)
     for key, shape in expect.items():
         if key not in f:
             continue  # actions_onehot is optional for reading (derived on demand)
@@ -274,11 +266,8 @@ def write_episodes(path: str | Path, batch: EpisodeBatch, compression_level: int
             raise DatasetError(f"{path}: episodes have {batch.max_seq_length} rows, more than "
                                f"{batch.map_name}'s episode_limit + 1 = {T1}")
     batch = batch.to("cpu")._pad_time(T1)
-    data = {
-        "obs": batch.obs, "state": batch.state, "actions": batch.actions,
-        "actions_onehot": batch.actions_onehot, "avail_actions": batch.avail_actions,
-        "reward": batch.reward, "terminated": batch.terminated, "filled": batch.filled,
-    }
+    data = {k: getattr(batch, k) for k in STEP_FIELDS}
+    data["actions_onehot"] = batch.actions_onehot
     with h5py.File(path, "w") as f:
         for key, value in data.items():
             arr = value.numpy().astype(ODIS_KEYS[key][0])
@@ -374,7 +363,7 @@ class OfflineDataset:
         self._parts.append({
             "obs": batch.obs[rows].to(self.float_dtype),
             "state": batch.state[rows].to(self.float_dtype),
-            "actions": batch.actions[rows][..., 0].to(torch.uint8),
+            "actions": batch.actions[rows][..., 0].to(EPISODE_SCHEME["actions"].storage),
             "avail": batch.avail_actions[rows],
             "reward": batch.reward[rows][:, 0],
             "terminated": batch.terminated[rows][:, 0] > 0,

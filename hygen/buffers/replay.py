@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 
 from hygen.buffers.episode import EpisodeBatch
+from hygen.buffers.scheme import EPISODE_SCHEME, STEP_FIELDS, allocate
 from hygen.envs.maps import get_map
 
 __all__ = ["ReplayBuffer", "ReplayBufferError"]
 
-_FIELDS = ("obs", "state", "actions", "avail_actions", "reward", "terminated", "filled")
 
 
 class ReplayBufferError(ValueError):
@@ -40,25 +40,12 @@ class ReplayBuffer:
         self.map_name, self.capacity, self.device = map_name, capacity, torch.device(device)
         self.max_seq_length = max_seq_length or spec.episode_limit + 1
         self.float_dtype = float_dtype
-        C, T1, n, A = capacity, self.max_seq_length, spec.n_agents, spec.n_actions
-        info = spec.env_info
-
-        def z(*shape: int, dtype: torch.dtype) -> torch.Tensor:
-            return torch.zeros(shape, dtype=dtype, device=self.device)
-
-        self._data = {
-            "obs": z(C, T1, n, info["obs_shape"], dtype=float_dtype),
-            "state": z(C, T1, info["state_shape"], dtype=float_dtype),
-            "actions": z(C, T1, n, 1, dtype=torch.uint8),
-            "avail_actions": z(C, T1, n, A, dtype=torch.bool),
-            "reward": z(C, T1, 1, dtype=torch.float32),
-            "terminated": z(C, T1, 1, dtype=torch.bool),
-            "filled": z(C, T1, 1, dtype=torch.bool),
-            "skills": z(C, T1, n, 1, dtype=torch.int16) - 1,  # executed skill, -1 unknown
-        }
-        self._won = z(C, dtype=torch.bool)
-        self._n_rows = z(C, dtype=torch.long)  # filled rows per slot, to trim samples
-        self._ids = z(C, dtype=torch.long)  # insertion number of the episode in each slot
+        # every field of the episode scheme in its storage dtype; skills -1 (unknown) when empty
+        self._data = allocate(spec, capacity, self.max_seq_length, "storage", self.device, float_dtype)
+        per_slot = lambda dtype: torch.zeros(capacity, dtype=dtype, device=self.device)
+        self._won = per_slot(torch.bool)
+        self._n_rows = per_slot(torch.long)  # filled rows per slot, to trim samples
+        self._ids = per_slot(torch.long)  # insertion number of the episode in each slot
         self._next = 0  # slot the next episode goes to
         self._size = 0
         self.episodes_inserted = 0
@@ -91,13 +78,13 @@ class ReplayBuffer:
             return
         slots = (self._next + torch.arange(B, device=self.device)) % self.capacity
         batch = batch.to(self.device)
-        for k in _FIELDS:
+        for k in STEP_FIELDS:
             dst = self._data[k]
             dst[slots, :T1] = getattr(batch, k).to(dst.dtype)
             if T1 < self.max_seq_length:
-                dst[slots, T1:] = 0  # clear what the overwritten episode left behind
+                dst[slots, T1:] = EPISODE_SCHEME[k].fill  # clear what the overwritten episode left behind
         skills = self._data["skills"]
-        skills[slots] = -1
+        skills[slots] = EPISODE_SCHEME["skills"].fill
         if batch.skills is not None:
             skills[slots, :T1] = batch.skills.to(skills.dtype)
         self._won[slots] = batch.battle_won

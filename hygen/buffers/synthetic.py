@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hygen.buffers.episode import EpisodeBatch, win_bonus
+from hygen.buffers.scheme import STEP_FIELDS
 from hygen.envs.maps import get_map
 
 __all__ = ["random_episodes"]
@@ -47,5 +48,4 @@ def random_episodes(map_name: str, n: int, lengths: torch.Tensor | list[int] | N
     reward[torch.arange(n), lengths - 1] += won * win_bonus(map_name)
     b.reward = reward[..., None]
     b.won = won
-    return EpisodeBatch(**{k: getattr(b, k) for k in ("obs", "state", "actions", "avail_actions", "reward",
-                                                      "terminated", "filled")}, map_name=map_name, won=won)
+    return EpisodeBatch(**{k: getattr(b, k) for k in STEP_FIELDS}, map_name=map_name, won=won)
