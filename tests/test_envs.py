@@ -8,6 +8,7 @@ import torch
 import hygen.envs as he
 from hygen.envs import InvalidActionError, MapSpec, SimEnv, get_map
 from hygen.envs.scripted import focus_fire_actions, nearest_enemy_actions, random_actions
+from hygen.envs.sim import ORDER_ENGAGED
 
 SHOT_3M = 6 * 20 / 365  # one marine shot on 3m
 
@@ -259,3 +260,41 @@ def test_nearest_enemy_policy_runs_on_every_family():
     for name in ["8m", "2s4z"]:
         res = run_episodes(he.make(name, num_envs=8, seed=0), nearest_enemy_actions)
         assert (res["length"] > 0).all()
+
+
+def _lone_enemy_env() -> SimEnv:
+    """3m with one enemy on its attack-move at (20, 16) and the others dead, allies as given."""
+    env = he.make("3m", num_envs=1, seed=0)
+    env.reset()
+    n = env.n_agents
+    env.health[0, n + 1:] = 0
+    env.pos[0, n] = torch.tensor([20.0, 16.0])
+    return env
+
+
+def test_attack_move_walks_its_line_until_a_foe_is_in_weapon_range():
+    """The real 3m enemies walk straight on while allies are within sight (9) but beyond
+    weapon range; they do not turn towards them (docs/simulator.md)."""
+    env = _lone_enemy_env()
+    n = env.n_agents
+    env.pos[0, :n] = torch.tensor([[16.0, 10.0], [16.5, 10.0], [17.0, 10.0]])  # 6.7-7.2 away: visible, not in range
+    env._observe()
+    env.step(torch.ones(1, n, dtype=torch.long))  # allies stop
+    step = env.pos[0, n] - torch.tensor([20.0, 16.0])
+    assert abs(float(step[0]) + 3.15 / 22.4 * 8) < 0.05 and abs(float(step[1])) < 0.02, step  # straight west
+
+
+def test_engaged_enemy_stands_when_its_foes_leave_sight():
+    """Once engaged, an enemy with no foe within sight stands instead of walking on to its
+    goal (the real 3m enemies stay put when the allies are far away)."""
+    env = _lone_enemy_env()
+    n = env.n_agents
+    env.pos[0, :n] = torch.tensor([[14.6, 16.0], [14.6, 15.0], [14.6, 17.0]])  # ally 0 in weapon range
+    env._observe()
+    env.step(torch.ones(1, n, dtype=torch.long))
+    assert int(env.order[0, n]) == ORDER_ENGAGED
+    env.pos[0, :n] = torch.tensor([[3.0, 10.0], [3.0, 11.0], [3.0, 12.0]])  # far beyond sight
+    before = env.pos[0, n].clone()
+    env._observe()
+    env.step(torch.ones(1, n, dtype=torch.long))
+    assert torch.allclose(env.pos[0, n], before), (before, env.pos[0, n])

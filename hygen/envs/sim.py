@@ -22,6 +22,7 @@ import torch
 
 from hygen.envs.maps import MapSpec, get_map
 from hygen.envs.sim_units import (
+    ACQUIRE_RANGE,
     COOLDOWN_JITTER,
     FIRE_DELAY_MAX,
     GEOMETRY,
@@ -38,8 +39,9 @@ from hygen.envs.sim_units import (
 NOOP, STOP, NORTH, SOUTH, EAST, WEST = range(6)
 N_NO_ATTACK = 6
 
-# Order kinds a unit can be executing during the 8 game loops of a step.
-ORDER_STOP, ORDER_MOVE, ORDER_ATTACK, ORDER_ATTACK_MOVE = range(4)
+# Order kinds a unit can be executing during the 8 game loops of a step. The built-in AI's
+# units start on attack-move and switch to "engaged" at their first target (docs/simulator.md).
+ORDER_STOP, ORDER_MOVE, ORDER_ATTACK, ORDER_ATTACK_MOVE, ORDER_ENGAGED = range(5)
 
 # SMAC reward defaults (reward_only_positive=True, reward_scale_rate=20)
 REWARD_DEATH = 10.0
@@ -152,6 +154,8 @@ class SimEnv:
         # a big distance penalty for non-hostile pairs (and i == j) so one min finds the nearest foe
         self.reach = rsum + col("weapon_range")[:, None]
         self.not_foe = torch.where(hostile, 0.0, _BIG)
+        # attack-move acquires foes within weapon range, but at least ACQUIRE_RANGE (melee units)
+        self.acquire_extra = (ACQUIRE_RANGE - col("weapon_range")).clamp(min=0.0)
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
         self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
         # damage of one attack of i on j: hits x (damage + armored bonus)
@@ -423,15 +427,20 @@ class SimEnv:
         tgt, order, ids = self.target, self.order, self.unit_ids
         tgt_gap, near_gap = gap.gather(2, torch.stack([tgt, nearest], 2)).unbind(2)
         is_am, is_move = order == ORDER_ATTACK_MOVE, order == ORDER_MOVE
-        # attack-move (enemy AI): stay on the engaged target while it is in range, else
-        # take the nearest foe within sight, else walk on to the goal
-        am_tgt = torch.where(tgt_gap <= 0, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, ids))
+        is_ai = is_am | (order == ORDER_ENGAGED)
+        # built-in AI. Attack-move walks its line and takes the nearest foe once it is within
+        # weapon range (SC2: the front enemies of the real data walk straight until they stop
+        # at weapon range). Engaged: stay on the target while it is in range, else take the
+        # nearest foe within sight, else stand (the real enemies do not walk on after a fight).
+        engaged_tgt = torch.where(tgt_gap <= 0, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, ids))
+        am_tgt = torch.where(is_am, torch.where(near_gap <= self.acquire_extra, nearest, ids), engaged_tgt)
         # attack order on a living target: that target; a stop order or an attack order on a
         # dead target: idle, fire at the nearest foe in range; a move order never fires
         idle_tgt = torch.where(near_gap <= 0, nearest, ids)
         attacking = (order == ORDER_ATTACK) & live.gather(1, tgt)
-        cur = torch.where(is_am, am_tgt, torch.where(attacking, tgt, torch.where(is_move, ids, idle_tgt)))
-        torch.where(is_am, am_tgt, tgt, out=tgt)
+        cur = torch.where(is_ai, am_tgt, torch.where(attacking, tgt, torch.where(is_move, ids, idle_tgt)))
+        torch.where(is_ai, am_tgt, tgt, out=tgt)
+        order.masked_fill_(is_am & (am_tgt != ids), ORDER_ENGAGED)
         cur_gap = gap.gather(2, cur[..., None]).squeeze(-1)
         cur_in_range = cur_gap <= 0  # false for "no target" (own id) and dead units
 

@@ -14,6 +14,11 @@ LOOPS_PER_SECOND = 22.4  # "faster" game speed
 SIGHT_RANGE = 9.0  # SMAC: every unit sees 9
 SHOOT_RANGE = 6.0  # SMAC: attack action available within 6 (centre to centre), every unit type
 MOVE_AMOUNT = 2.0  # SMAC: a move order targets a point 2 units away
+# Attack-move acquires the nearest foe within max(weapon range, ACQUIRE_RANGE), edge to edge.
+# The real 3m data fixes it for marines (= their weapon range 5: the front enemies walk straight
+# on until an ally is in weapon range); SC2 gives melee units a scan range of their own, taken
+# equal to the marine's here (no data for zealots).
+ACQUIRE_RANGE = 5.0
 
 
 @dataclass(frozen=True)
