@@ -238,7 +238,7 @@ def test_scripted_policies_win_rates():
     r3 = run_episodes(he.make("3m", num_envs=128, seed=0), focus_fire_actions)["won"].float().mean()
     r56 = run_episodes(he.make("5m_vs_6m", num_envs=128, seed=0), focus_fire_actions)["won"].float().mean()
     rnd = run_episodes(he.make("3m", num_envs=128, seed=0), lambda e: random_actions(e.get_avail_actions()))
-    assert r3 >= 0.9, r3
+    assert r3 >= 0.8, r3  # 0.875 since the AI fires on its weapon period (was 1.0)
     assert r56 < r3
     assert rnd["won"].float().mean() <= 0.05
     # epsilon makes the heuristic beatable (dataset diversity)
@@ -298,3 +298,27 @@ def test_engaged_enemy_stands_when_its_foes_leave_sight():
     env._observe()
     env.step(torch.ones(1, n, dtype=torch.long))
     assert torch.allclose(env.pos[0, n], before), (before, env.pos[0, n])
+
+
+def test_ai_units_fire_on_the_weapon_period_commanded_units_react_slower():
+    """Steady fire at standing range: the built-in AI's marines fire every 13.77 +- 1 loops
+    rounded up to whole loops (8 / 14.27 = 0.561 shots per step; the real 3m enemies: 0.560),
+    the SMAC-commanded allies slower (a reaction delay per re-issued order; real: 0.51)."""
+    E, n = 512, 3
+    env = he.make("3m", num_envs=E, seed=0)
+    env.reset()
+    env.pos[:, :n] = torch.tensor([[14.0, 15.0], [14.0, 16.0], [14.0, 17.0]])
+    env.pos[:, n:] = torch.tensor([[19.0, 15.0], [19.0, 16.0], [19.0, 17.0]])
+    env.health[:] = 1e6  # nobody dies
+    env._observe()
+    shots, steps = torch.zeros(2), 0
+    for t in range(40):
+        cd0 = env.cooldown.clone()
+        env.step(torch.tensor([6, 7, 8]).expand(E, n))
+        fired = (env.cooldown > cd0).float()
+        if t >= 5:
+            shots += torch.stack([fired[:, :n].mean(), fired[:, n:].mean()])
+            steps += 1
+    ally, enemy = (shots / steps).tolist()
+    assert abs(enemy - 8 / 14.27) < 0.015, enemy
+    assert 0.50 <= ally <= enemy - 0.02, (ally, enemy)

@@ -480,7 +480,9 @@ class SimEnv:
         # Counting down dead or frozen units too changes nothing (a cooldown <= 0 means "ready").
         fired_cd = torch.add(tau + self.cd_base, noise[0], alpha=COOLDOWN_JITTER[1] - COOLDOWN_JITTER[0])
         torch.where(fire, fired_cd, self.cooldown - dt, out=self.cooldown)
-        torch.where(fire, FIRE_DELAY_MAX * noise[1], self.delay, out=self.delay)
+        # the reaction delay is what SMAC's re-issued commands cost: the built-in AI's units
+        # fire on their weapon period rounded up to whole loops (docs/simulator.md)
+        torch.where(fire, noise[1].mul_(FIRE_DELAY_MAX * ~is_ai), self.delay, out=self.delay)
 
         # --- shields regenerate after a quiet spell ---------------------------------------
         if self.has_shields:
