@@ -13,13 +13,14 @@ SUBCOMMANDS = {
     "collect": "collect",
     "data": "data",
     "demo": "demo",
+    "list": "list",
 }
 
 DESCRIPTION = """\
 hygen: multi-task multi-agent RL with hybrid offline/online training (HyGen),
 on a built-in batched SMAC-compatible simulator (or real StarCraft II).
 
-Typical session:
+Typical session (hygen list shows the maps, task sets and configs):
   hygen collect --task-set marine-hard --policy heuristic --data-root data/smac
   hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium --run_dir runs/hygen
   hygen evaluate runs/hygen --markdown table.md
@@ -36,8 +37,30 @@ def add_common_arguments(p: argparse.ArgumentParser, run_dir_required: bool = Fa
     p.add_argument("--run_dir", required=run_dir_required, default=None,
                    help="run directory: config, checkpoints, TensorBoard events, results.json; "
                         "an existing one is resumed from its newest checkpoint")
-    p.add_argument("--seed", type=int, default=0, help="random seed (python, numpy, torch, environments)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (python, numpy, torch, environments); default 0, or a resumed run's own")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_threads_argument(p)
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """--threads: torch CPU threads, set before torch does any work (see hygen.utils.set_threads)."""
+    from hygen.utils import DEFAULT_THREADS
+
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help=f"torch CPU threads (default {DEFAULT_THREADS}, or a bound Trainer.num_threads: "
+                        "hygen's networks are small, and on a shared CPU extra threads mostly wait; "
+                        "see docs/speed.md)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if hasattr(args, "threads"):  # before torch does any work: it sizes its thread pools once
+        from hygen.utils import set_threads
+
+        set_threads(args.threads)  # (None: hygen's default; a bound Trainer.num_threads may still change it)
     from hygen.config import GinConfigError
     from hygen.rundir import CheckpointError
 

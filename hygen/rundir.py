@@ -124,6 +124,12 @@ class RunDir:
     def meta_path(self) -> Path:
         return self.path / "meta.json"
 
+    @staticmethod
+    def peek_meta(path: str | Path) -> dict:
+        """meta.json of the run directory at ``path`` without creating it ({} when absent)."""
+        p = Path(path) / "meta.json"
+        return read_json(p) if p.is_file() else {}
+
     def read_meta(self) -> dict:
         if not self.meta_path.exists():
             return {}
@@ -172,6 +178,10 @@ class RunDir:
 
     def save_checkpoint(self, state: dict, step: int) -> Path:
         path = self.checkpoint_dir / f"ckpt_{int(step):08d}.pt"
+        # a write killed midway (SIGKILL, power loss) leaves its temporary file behind, as large as a
+        # checkpoint; only this run's writer makes them, so any present now are such leftovers
+        for partial in self.checkpoint_dir.glob(f".{CHECKPOINT_GLOB}.*.tmp"):
+            partial.unlink(missing_ok=True)
         atomic_write_bytes(path, lambda f: torch.save({"step": int(step), **state}, f))
         for old in self.checkpoints()[:-self.keep_checkpoints]:
             old.unlink(missing_ok=True)
@@ -212,22 +222,61 @@ class RunDir:
 
     # -- progress -----------------------------------------------------------------------
     @staticmethod
-    def progress(total: int, initial: int = 0, desc: str = "", unit: str = "step"):
-        """A progress bar with throughput and ETA (tqdm); quiet when HYGEN_NO_PROGRESS is set."""
+    def progress(total: int, initial: int = 0, desc: str = "", unit: str = "step", interval: float = 30.0):
+        """Progress with throughput and ETA: a tqdm bar on a terminal, plain lines every ``interval``
+        seconds otherwise (a log file); quiet when HYGEN_NO_PROGRESS is set."""
         from tqdm.auto import tqdm
 
-        # In a log file (no terminal) a redraw per step would flood it: redraw every 30 s. The
-        # rate is an average over redraws, so with so few of them it must forget fast, or a slow
-        # first step (the step-0 evaluation) would inflate the ETA for many minutes.
-        tty = sys.stderr.isatty()
-        return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
-                    disable=bool(os.environ.get("HYGEN_NO_PROGRESS")), smoothing=0.1 if tty else 0.7,
-                    mininterval=0.1 if tty else 30.0)
+        quiet = bool(os.environ.get("HYGEN_NO_PROGRESS"))
+        if not quiet and not sys.stderr.isatty():  # a bar's carriage returns would make one endless line
+            return LineProgress(total, initial, desc, unit, interval)
+        return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, disable=quiet,
+                    smoothing=0.1)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class LineProgress:
+    """tqdm's update / set_postfix / close, written as one plain line every ``interval`` seconds
+    (and at the end) to stderr, for logs. The rate is measured since the previous line, so a slow
+    first step (the step-0 evaluation) does not distort the ETA for long."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "", unit: str = "step", interval: float = 30.0):
+        import time
+
+        self._clock = time.monotonic
+        self.total, self.n, self.desc, self.unit, self.interval = total, initial, desc, unit, interval
+        self.postfix: dict = {}
+        self._last_t, self._last_n = self._clock(), initial
+        self._rate: float | None = None  # units per second over the last interval
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._clock() - self._last_t >= self.interval:
+            self._line()
+
+    def set_postfix(self, postfix: dict | None = None, **kwargs) -> None:
+        self.postfix = {**(postfix or {}), **kwargs}
+
+    def close(self) -> None:
+        if self.n != self._last_n:
+            self._line()
+
+    def _line(self) -> None:
+        now = self._clock()
+        if now > self._last_t and self.n > self._last_n:
+            self._rate = (self.n - self._last_n) / (now - self._last_t)
+        self._last_t, self._last_n = now, self.n
+        parts = [f"{self.desc} {self.n}/{self.total} {self.unit}s ({100 * self.n / max(self.total, 1):.0f} %)"]
+        if self._rate:
+            eta = (self.total - self.n) / self._rate
+            per = f"{1 / self._rate:.2f} s/{self.unit}" if self._rate < 1 else f"{self._rate:.1f} {self.unit}s/s"
+            parts.append(f"{per}, ETA {int(eta // 60)} min {int(eta % 60):02d} s")
+        parts += [f"{k}={v}" for k, v in self.postfix.items()]
+        print(", ".join(parts), file=sys.stderr, flush=True)
 
 
 def check_state_dict(expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], source: str) -> None:

@@ -93,10 +93,15 @@ class Trainer:
                  stop_win_rate: float | None = None, callbacks=()):
         from hygen.envs import get_map
         from hygen.rundir import RunDir
-        from hygen.utils import keep_freed_memory, resolve_device
+        from hygen.utils import keep_freed_memory, resolve_device, set_threads, threads_were_set
 
-        if num_threads is not None:  # small nets on a busy CPU: 1 thread avoids OpenMP spin-waiting
-            torch.set_num_threads(int(num_threads))
+        # small nets on a shared CPU: extra threads spin-wait (hygen.utils.set_threads); a bound value
+        # wins, else the process keeps what the CLI's --threads set, else hygen's measured default
+        if num_threads is not None or not threads_were_set():
+            try:
+                set_threads(num_threads)
+            except ValueError as e:
+                raise TrainerError(f"Trainer.num_threads: {e}") from None
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.seed = int(seed)
         self.device = resolve_device(device)
@@ -112,16 +117,19 @@ class Trainer:
                     raise TrainerError(f"{binding}: {e}") from None
         self.phases = list(phases) if phases else [Phase("online", 10_000, None, True)]
         for p in self.phases:
-            if p.steps < 0:
-                raise TrainerError(f"Phase {p.name!r}: steps must be >= 0, got {p.steps}")
+            _count(f"Phase {p.name!r}: steps", p.steps, minimum=0)
             if p.sampler is None:
                 p.sampler = OnlineOnly()
         self.total_steps = sum(p.steps for p in self.phases)
         for name, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
                         ("target_update_every", target_update_every), ("log_every", log_every),
-                        ("batch_size", batch_size), ("eval_episodes", eval_episodes)):
-            if int(v) <= 0:
-                raise TrainerError(f"Trainer.{name} must be > 0, got {v}")
+                        ("batch_size", batch_size), ("eval_episodes", eval_episodes), ("num_envs", num_envs),
+                        ("episodes_per_step", episodes_per_step), ("buffer_size", buffer_size)):
+            _count(f"Trainer.{name}", v, minimum=1)
+        if offline_episodes is not None:  # None: every episode of the dataset
+            _count("Trainer.offline_episodes", offline_episodes, minimum=1)
+        if learning_starts is not None:
+            _count("Trainer.learning_starts", learning_starts, minimum=0)
         self.num_envs, self.episodes_per_step = int(num_envs), int(episodes_per_step)
         self.buffer_size, self.batch_size = int(buffer_size), int(batch_size)
         self.learning_starts = int(batch_size if learning_starts is None else learning_starts)
@@ -184,7 +192,8 @@ class Trainer:
                 out[m] = OfflineDataset.load(data_root, m, quality, max_episodes=n_episodes, device=self.device)
             except DatasetError as e:
                 hint = "" if str(e).startswith("unknown dataset quality") else (
-                    f" (make data with `hygen collect --map {m} --data-root {data_root}`)")
+                    f" (make data in a minute with `hygen collect --map {m} --policy heuristic --data-root {data_root}`"
+                    f", scripted; or train QMIX behaviour policies, hours per map, with --policy qmix)")
                 raise DatasetError(f"Trainer.data_root={str(data_root)!r}, data_quality={quality!r}: {e}{hint}") from None
         return out
 
@@ -427,6 +436,15 @@ class Trainer:
             if sd is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(sd)
         return True
+
+
+def _count(what: str, v, minimum: int) -> None:
+    """A step or episode count from a binding: a whole number >= minimum (2.5 steps or '10' would
+    otherwise be truncated silently or fail later with an unrelated error)."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TrainerError(f"{what} must be a whole number >= {minimum}, got {v!r} ({type(v).__name__})")
+    if v < minimum:
+        raise TrainerError(f"{what} must be >= {minimum}, got {v}")
 
 
 def _map_list(maps, binding: str) -> list[str]:

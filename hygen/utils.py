@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding and device choice."""
+"""Small shared helpers: seeding, device choice and CPU threads."""
 
 from __future__ import annotations
 
@@ -16,6 +16,39 @@ def check_sizes(owner: str, **sizes: object) -> None:
            if isinstance(v, bool) or not isinstance(v, int) or v <= 0]
     if bad:
         raise ValueError(f"{owner}: {'; '.join(bad)}")
+
+
+DEFAULT_THREADS = 1
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's CPU threads for this process (``None``: :data:`DEFAULT_THREADS`); returns n.
+
+    hygen's networks are small, so a second thread gains little alone, and on a shared CPU
+    OpenMP threads spin-wait for each other whenever another process holds a core: one busy
+    process beside a 2-thread run made a demo update up to 5x slower (benchmarks/threads.py,
+    docs/speed.md). Call it before torch does work: the inter-op pool can only be sized then
+    (later calls leave it as it is).
+    """
+    global _THREADS_SET
+    n = DEFAULT_THREADS if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    _THREADS_SET = True
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already set, or inter-op work already ran: only the intra-op count changes
+        pass
+    return n
+
+
+def threads_were_set() -> bool:
+    """Whether :func:`set_threads` ran in this process (the CLI's --threads, a Trainer binding)."""
+    return _THREADS_SET
+
+
+_THREADS_SET = False
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hygen.cli import add_threads_argument
+
 HELP = "collect offline datasets (ODIS format) with QMIX or a scripted policy; resumes"
 DESCRIPTION = """\
 Collect the four dataset qualities of the paper (expert, medium, medium-replay,
@@ -54,10 +56,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--buffer-size", type=int, default=5000,
                         help="QMIX replay buffer, episodes = size of medium-replay (default: 5000)")
     parser.add_argument("--num-envs", type=int, default=32, help="parallel environments when collecting")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the networks are small, extra threads only spin)")
+    add_threads_argument(parser)
 
 
 def run(args) -> int:
@@ -74,8 +75,6 @@ def run(args) -> int:
         raise ValueError(f"--qmix-stop-win-rate must be in [0, 1], got {args.qmix_stop_win_rate}")
     if args.qmix_episodes_per_update is not None and args.qmix_episodes_per_update <= 0:
         raise ValueError(f"--qmix-episodes-per-update must be positive, got {args.qmix_episodes_per_update}")
-    import torch
-
     if args.gin_file or args.gin_param:
         if args.policy != "qmix":
             raise ValueError("--gin_file/--gin_param configure QMIX; they have no effect with --policy heuristic")
@@ -88,7 +87,8 @@ def run(args) -> int:
                       "checkpoint_every": args.qmix_checkpoint_every}
     if args.qmix_episodes_per_update is not None:
         trainer_kwargs["episodes_per_step"] = args.qmix_episodes_per_update
-    torch.set_num_threads(max(1, args.threads))
+    if args.threads is not None:  # over a bound Trainer.num_threads (cli.main set it already)
+        trainer_kwargs["num_threads"] = args.threads
     device = resolve_device(args.device)
     seed_everything(args.seed)
     for m in maps:

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from hygen.cli import add_threads_argument
+
 HELP = "quick end-to-end HyGen: heuristic marine-hard datasets, a short run, the zero-shot table"
 DESCRIPTION = """\
 The whole pipeline at demo scale (minutes on 2 CPU cores):
@@ -18,14 +20,19 @@ Rerunning resumes: finished datasets are skipped and training continues from its
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--run_dir", default="runs/demo", help="where data, checkpoints and results go")
-    parser.add_argument("--task-set", default="marine-hard")
-    parser.add_argument("--quality", default="medium", choices=("expert", "medium", "medium_expert", "medium_replay"))
+    parser.add_argument("--run_dir", default="runs/demo",
+                        help="where data, checkpoints and results go (default runs/demo)")
+    parser.add_argument("--task-set", default="marine-hard",
+                        help="source maps to train on and unseen maps to test on (default marine-hard; "
+                             "hygen list task-sets)")
+    parser.add_argument("--quality", default="medium", choices=("expert", "medium", "medium_expert", "medium_replay"),
+                        help="offline dataset quality HyGen trains on (default medium)")
     parser.add_argument("--episodes", type=int, default=400, help="episodes per dataset (default 400)")
     parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
                         help="extra gin binding, e.g. 'POLICY_STEPS = 1000'")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of data and training (default 0)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_threads_argument(parser)
 
 
 def run(args) -> int:
@@ -52,7 +59,7 @@ def run(args) -> int:
     train_args = argparse.Namespace(
         gin_file=["hygen", f"tasksets/{ts.name.replace('-', '_')}", f"data/{args.quality}", "demo"],
         gin_param=[f"DATA_ROOT = '{data_root}'", *args.gin_param],
-        run_dir=str(root / "hygen"), seed=args.seed, device=str(device))
+        run_dir=str(root / "hygen"), seed=args.seed, device=str(device), threads=args.threads)
     rc = train.run(train_args)
     if rc:
         return rc

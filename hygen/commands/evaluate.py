@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from hygen.cli import add_threads_argument
 from hygen.report import curves_svg, results_curves, to_csv, to_markdown, to_text, win_rate_rows
 from hygen.rundir import read_json
 
@@ -38,6 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plot", metavar="FILE.svg",
                         help="also plot win rate over training (source/unseen means per run) as SVG")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    add_threads_argument(parser)
 
 
 def _settings(run_dir: Path) -> tuple[list[str], list[str]]:
@@ -77,7 +79,8 @@ def run_labels(run_dirs: list[Path]) -> tuple[list[str], dict[str, str]]:
     return labels, legend
 
 
-def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool = False) -> dict:
+def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool = False,
+                 threads: int | None = None) -> dict:
     """Rebuild the run's Trainer from its stored config, restore the newest checkpoint, evaluate.
 
     ``skills``: also evaluate each skill alone; adds ``skill_win_rate`` {k: {map: win rate}}.
@@ -100,7 +103,8 @@ def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool 
     if not rd.checkpoints():
         raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (checkpoints/ is empty)")
     meta = rd.read_meta()
-    trainer = Trainer(run_dir=rd, seed=int(meta.get("seed", 0)), device=device)
+    trainer = Trainer(run_dir=rd, seed=int(meta.get("seed", 0)), device=device,
+                      **({} if threads is None else {"num_threads": threads}))
     trainer.restore()
     controller = trainer.learner.controller()
     if skills and not hasattr(controller, "fixed_skill"):  # before spending time on the evaluation
@@ -141,11 +145,16 @@ def run(args) -> int:
     if args.skills and args.from_results:
         raise ValueError("--skills re-runs the evaluation; it cannot be combined with --from-results")
     run_dirs = [Path(d) for d in args.run_dirs]
+    for d in run_dirs:  # before any evaluation: a typo in the last path should not wait for the others
+        if not d.exists():
+            raise FileNotFoundError(f"{d}: no such directory")
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: not a directory; expected a run directory made by hygen train")
     auto_labels, legend = run_labels(run_dirs)
     if args.label:
         legend = {}
     for d, auto_label in zip(run_dirs, auto_labels):
-        r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device, args.skills)
+        r = from_results(d) if args.from_results else evaluate_run(d, args.episodes, device, args.skills, args.threads)
         label = args.label or auto_label
         columns[label].append(r["win_rate"])
         for k, wr in r.get("skill_win_rate", {}).items():

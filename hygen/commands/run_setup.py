@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,16 @@ class RunContext:
 
 def default_run_dir(args: argparse.Namespace) -> Path:
     stem = "-".join(Path(f).stem for f in args.gin_file) or "run"
-    return Path("runs") / f"{stem}-seed{args.seed}"
+    return Path("runs") / f"{stem}-seed{args.seed or 0}"
+
+
+def config_changes(before: str, after: str, limit: int = 20) -> list[str]:
+    """The lines of a stored config that a resume changes, as a short unified diff."""
+    import difflib
+
+    diff = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return diff[:limit] + ([f"... ({len(diff) - limit} more lines)"] if len(diff) > limit else [])
 
 
 def setup_run(args: argparse.Namespace) -> RunContext:
@@ -48,9 +58,12 @@ def setup_run(args: argparse.Namespace) -> RunContext:
 
     Re-running with an existing run directory and no --gin_file reuses the config
     stored there, so ``hygen train --run_dir X`` alone resumes run X (and meta.json keeps
-    the gin files and parameters the run was made with).
+    the gin files and parameters the run was made with). Without --seed a resumed run keeps
+    the seed in its meta.json (a new one gets 0).
     """
     run_path = Path(args.run_dir) if args.run_dir else default_run_dir(args)
+    if args.seed is None:
+        args.seed = int(RunDir.peek_meta(run_path).get("seed", 0))
     stored = run_path / "config.gin"
     gin_files = list(args.gin_file)
     resumed = stored.exists()
@@ -66,10 +79,13 @@ def setup_run(args: argparse.Namespace) -> RunContext:
     previous = {name: (run_path / name).read_text() if (run_path / name).exists() else None
                 for name in ("config.gin", "meta.json")}
     if resumed and previous["config.gin"] != config_str:
-        # A changed config on resume (e.g. more steps) is allowed; keep what was used before.
+        # A changed config on resume (e.g. more steps) is allowed; keep what was used before, and say so
         kept = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
         atomic_write_text(kept, previous["config.gin"])
         previous[kept.name] = None
+        changes = "\n".join(f"  {line}" for line in config_changes(previous["config.gin"], config_str))
+        print(f"warning: {run_path} is resumed with a changed config (the old one is kept as {kept.name}):\n"
+              f"{changes}", file=sys.stderr)
     run_dir.write_config(config_str)
     if args.gin_file:
         how = {"gin_files": [str(f) for f in gin_files], "gin_params": list(args.gin_param)}

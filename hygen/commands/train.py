@@ -17,9 +17,9 @@ running the same command again resumes from the newest checkpoint.
 
 examples:
   hygen train --gin_file qmix --gin_param "SOURCE_MAPS = ['3m']" --run_dir runs/qmix-3m
-  hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium \
+  hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium \\
               --gin_file ablations/no_cql --run_dir runs/hygen-no-cql
-  hygen train --run_dir runs/qmix-3m          # resume with the stored config
+  hygen train --run_dir runs/qmix-3m          # resume with the stored config and seed
 """
 
 
@@ -32,7 +32,8 @@ def run(args) -> int:
     from hygen.trainer import Trainer
 
     try:
-        trainer = Trainer(run_dir=ctx.run_dir, seed=ctx.seed, device=ctx.device)
+        threads = {} if getattr(args, "threads", None) is None else {"num_threads": args.threads}  # over gin's
+        trainer = Trainer(run_dir=ctx.run_dir, seed=ctx.seed, device=ctx.device, **threads)
         resumed = trainer.restore()  # a checkpoint that does not fit this config fails here, before any work
     except BaseException:
         ctx.undo()  # a refused run leaves the directory as it was
