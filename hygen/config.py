@@ -29,6 +29,7 @@ COMPONENT_MODULES = (
     "hygen.learners",
     "hygen.runner",
     "hygen.trainer",
+    "hygen.diagnostics",
 )
 
 

@@ -90,7 +90,7 @@ class Trainer:
                  eval_every: int = 1000, eval_episodes: int = 32, checkpoint_every: int = 1000,
                  log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
                  offline_episodes: int | None = 2000, num_threads: int | None = None,
-                 stop_win_rate: float | None = None, callbacks=()):
+                 stop_win_rate: float | None = None, callbacks=(), diagnostics=None):
         from hygen.envs import get_map
         from hygen.rundir import RunDir
         from hygen.utils import keep_freed_memory, resolve_device, set_threads, threads_were_set
@@ -145,7 +145,8 @@ class Trainer:
             raise TrainerError(f"Trainer.stop_win_rate must be in (0, 1] or None, got {stop_win_rate}")
         # early stop (e.g. dataset collection: train QMIX until it is an expert, not for a fixed budget)
         self.stop_win_rate = None if stop_win_rate is None else float(stop_win_rate)
-        self.callbacks = list(callbacks)
+        # diagnostics (hygen.diagnostics.Diagnostics): one more callback, recorded with every evaluation
+        self.callbacks = list(callbacks) + ([diagnostics] if diagnostics is not None else [])
 
         # a class or factory (gin: `Trainer.learner = @QMIXLearner`) is built here; an instance is used as is
         is_factory = isinstance(learner, type) or (callable(learner) and not hasattr(learner, "update"))

@@ -442,10 +442,7 @@ class HyGenLearner:
 
         with torch.no_grad():  # frozen global encoder gives the data skill and q(z|s,a,i)
             global_logits = self._frozen_skill_logits(b, onehot, steps)
-            data_skills = global_logits.argmax(-1)  # [B, T, n]
-            if self.online_skills == "executed" and b.skills is not None:  # where recorded (online)
-                executed = b.skills[:, :-1, :, 0]
-                data_skills = torch.where(executed >= 0, executed, data_skills)
+            data_skills = self._data_skills(b, global_logits.argmax(-1))  # [B, T, n]
 
         # entity tokens of the rows with data only, [N_rows, n, E, F], shared by the three local networks
         tokens = obs_entities(pack_rows(b.obs, rows), m, pack_rows(last, rows))
@@ -489,6 +486,31 @@ class HyGenLearner:
             stats["refine_nll"] = l_ref.detach()
         stats["loss"] = loss.detach()
         return loss, stats
+
+    # ----- diagnostics (hygen.diagnostics) ----------------------------------------------
+    @torch.no_grad()
+    def relabelled_skills(self, b) -> Tensor:
+        """argmax_z q(z | s_t, a_t, i) of the global encoder, [B, T, n]."""
+        b = b.trim().to(self.device)
+        return self.global_encoder(b.state[:, :-1], b.actions_onehot[:, :-1], b.map_name, b.mask[..., 0] > 0).argmax(-1)
+
+    @torch.no_grad()
+    def value_estimates(self, b) -> Tensor:
+        """Q_tot(s_t, z_data) [B, T, 1]: the value eq. 4 trains, at the batch's data skills."""
+        b = b.trim().to(self.device)
+        steps, rows = b.mask[..., 0] > 0, b.filled[..., 0] > 0
+        skills = self._data_skills(b, self.relabelled_skills(b))
+        qs, _, _ = self.q_net(b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)
+        chosen = qs[:, :-1].gather(-1, skills.unsqueeze(-1)).squeeze(-1)
+        return self.mixer(chosen, b.state[:, :-1], b.map_name, steps)
+
+    def _data_skills(self, b, relabelled: Tensor) -> Tensor:
+        """The skill z of each sample in eq. 4 / L_CQL / refinement: the relabelled one, or
+        with ``online_skills="executed"`` the executed one where the runner recorded it."""
+        if self.online_skills == "executed" and b.skills is not None:
+            executed = b.skills[:, :-1, :, 0]
+            return torch.where(executed >= 0, executed, relabelled)
+        return relabelled
 
     def _frozen_skill_logits(self, b, onehot: Tensor, steps: Tensor) -> Tensor:
         """q(z | s_t, a_t, i) logits [B, T, n, K] of the frozen global encoder, from the cache
