@@ -1,22 +1,36 @@
-"""The simulator against the real SC2 3m dataset: the mechanically pinned numbers agree."""
+"""The simulator against the real SC2 3m dataset: the mechanically pinned numbers agree, and
+whole recorded episodes replay (open loop and one step at a time) as far as docs/simulator.md says."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from hygen.envs.scripted import focus_fire_actions
-from hygen.envs.sim_fidelity import compare, fidelity_stats, load_real, record_sim
+from hygen.envs.sim_fidelity import (
+    compare,
+    fidelity_stats,
+    load_real,
+    record_sim,
+    replay_open_loop,
+    teacher_forced,
+)
 
 
 @pytest.fixture(scope="module")
-def table(request):
+def real_data():
     from conftest import REAL_3M
 
     if not REAL_3M.is_file():
         pytest.skip(f"real StarCraft II dataset not found at {REAL_3M} "
                     "(set HYGEN_SHARED_DATA to the folder holding smac/3m/medium/part_0.h5)")
-    real = fidelity_stats(load_real(REAL_3M), "3m")
+    return load_real(REAL_3M)
+
+
+@pytest.fixture(scope="module")
+def table(real_data):
+    real = fidelity_stats(real_data, "3m")
     g = torch.Generator().manual_seed(0)
     sim = fidelity_stats(record_sim("3m", lambda env: focus_fire_actions(env, 0.3, g), episodes=512, seed=0), "3m")
     return {row["stat"]: row for row in compare(real, sim)}
@@ -41,3 +55,47 @@ def test_calibrated_numbers_within_5_percent(table, stat):
 def test_reward_per_shot_is_smac_scaled(table):
     assert abs(table["reward_per_shot"]["real"] - 6 * 20 / 365) < 1e-4
     assert abs(table["reward_per_shot"]["sim"] - 6 * 20 / 365) < 1e-4
+
+
+@pytest.fixture(scope="module")
+def replay(real_data):
+    return replay_open_loop(real_data, "3m", steps=21)
+
+
+@pytest.fixture(scope="module")
+def one_step(real_data):
+    return teacher_forced(real_data, "3m")
+
+
+def test_teacher_forced_damage_within_5_percent(one_step):
+    """Set to each recorded state and stepped once with the recorded actions, the sim deals
+    the damage SC2 dealt, on both sides (issue 14 target)."""
+    for side in ("enemy", "ally"):  # health taken by the enemies (dealt by allies), by the allies
+        real, sim = one_step[f"{side}_damage_real"], one_step[f"{side}_damage_sim"]
+        assert abs(sim - real) <= 0.05 * real, (side, real, sim)
+
+
+def test_teacher_forced_enemy_target_choice(one_step):
+    """The built-in AI's damage falls on the ally SC2 hit in 73 % of it (issue target 80 %)."""
+    assert one_step["ally_same_unit"] >= 0.70, one_step["ally_same_unit"]
+    assert one_step["enemy_same_unit"] >= 0.99  # the allies' targets are the recorded orders
+
+
+def test_replay_tracks_sc2_until_the_fight(replay):
+    """Open loop: nothing is unavailable before contact, the enemies keep SC2's attack-move
+    line (mean y) until the fight settles, and enemy health tracks until step 9."""
+    r, s = replay["real"], replay["sim"]
+    assert np.nanmax(s["unavail_attack"][:7]) < 0.01 and np.nanmax(s["unavail_move"][:12]) < 0.01
+    assert np.abs(s["enemy_y"][:11] - r["enemy_y"][:11]).max() < 0.05
+    assert np.abs(s["enemy_health"][:10] - r["enemy_health"][:10]).max() < 0.05
+    assert np.abs(s["ally_health"][:21] - r["ally_health"][:21]).max() < 0.1
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14's replay targets are not reached yet: the allies' step-0 "
+                                       "collision leaves them 0.2 ahead (docs/simulator.md)")
+def test_replay_targets_of_issue_14(replay):
+    r, s = replay["real"], replay["sim"]
+    for k in ("ally_health", "enemy_health"):
+        assert np.abs(s[k][:21] - r[k][:21]).max() <= 0.05, k
+    assert np.nanmax(s["unavail_attack"][:13]) < 0.03
+    assert np.abs(s["nearest_distance"][6:11] - r["nearest_distance"][6:11]).max() <= 0.2
