@@ -232,9 +232,3 @@ def actions_onehot(actions: Tensor, n_actions: int) -> Tensor:
     if actions.shape[-1] == 1:
         actions = actions.squeeze(-1)
     return torch.nn.functional.one_hot(actions.long().clamp_min(0), n_actions).float()
-
-
-def last_actions_onehot(actions: Tensor, n_actions: int) -> Tensor:
-    """Shift a [B, T, n, 1] action sequence by one step: row t holds a_{t-1}, row 0 zeros."""
-    onehot = actions_onehot(actions, n_actions)
-    return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], dim=1)

@@ -18,7 +18,6 @@ from hygen.buffers.synthetic import random_episodes
 from hygen.collect import HeuristicController
 from hygen.encoders import AttentionActionDecoder, AttentionObservationEncoder, AttentionTrajectoryEncoder
 from hygen.encoders.decoder import returns_to_go
-from hygen.entities import last_actions_onehot
 from hygen.envs.maps import get_map
 from hygen.learners import ActionValueLearner, HyGenController, HyGenLearner
 from hygen.learners.action_value import action_values
@@ -94,7 +93,7 @@ def test_q_over_actions_shapes_on_any_enemy_count(name):
     L = value_learner()
     spec = get_map(name)
     b = random_episodes(name, 3, lengths=[4, 2, 5], seed=1)
-    q, h = action_values(L.q_net, b.obs, last_actions_onehot(b.actions, spec.n_actions), name)
+    q, h = action_values(L.q_net, b.obs, b.last_actions_onehot, name)
     assert q.shape == (3, 6, spec.n_agents, spec.n_actions)  # n_actions = 6 + n_enemies
     assert h.shape == (3, spec.n_agents, L.q_net.hidden_dim)
     c = L.controller()

@@ -6,12 +6,12 @@ import h5py
 import pytest
 import torch
 
+from hygen.buffers import EpisodeBatch
 from hygen.entities import (
     OBS_TOKEN_DIM,
     STATE_TOKEN_DIM,
     EntityShapeError,
     actions_onehot,
-    last_actions_onehot,
     n_obs_tokens,
     obs_entities,
     state_entities,
@@ -141,7 +141,16 @@ def test_real_3m_data_tokens(real_3m_path):
         state = torch.tensor(f["state"][:64])
         actions = torch.tensor(f["actions"][:64])
         filled = torch.tensor(f["filled"][:64]).float()
-    last = last_actions_onehot(actions, 9) * filled.unsqueeze(-1)
+        avail = torch.tensor(f["avail_actions"][:64]) > 0
+        reward = torch.tensor(f["reward"][:64])
+        terminated = torch.tensor(f["terminated"][:64]).float()
+    last = EpisodeBatch(obs=obs, state=state, actions=actions, avail_actions=avail, reward=reward,
+                        terminated=terminated, filled=filled, map_name="3m").last_actions_onehot
+    # row t holds a_{t-1}, zeros at row 0 and after the episode's last filled row
+    assert bool((last[:, 0] == 0).all())
+    rows = filled[:, :-1, 0] > 0
+    torch.testing.assert_close(last[:, 1:].argmax(-1, keepdim=True)[rows], actions[:, :-1][rows])
+    assert bool((last[:, 1:][~rows] == 0).all())
     tok = obs_entities(obs, "3m", last)  # [B, T, 3, 6, 24]
     # every feature lands where the layout says
     torch.testing.assert_close(tok[..., 0, 7], obs[..., 29])  # own health

@@ -252,6 +252,12 @@ class EpisodeBatch:
         return onehot * self.filled.unsqueeze(-1)
 
     @property
+    def last_actions_onehot(self) -> torch.Tensor:
+        """[B, T+1, n, A] one-hot of a_{t-1} at row t, zeros at row 0: the agents' recurrent input."""
+        onehot = self.actions_onehot
+        return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], dim=1)
+
+    @property
     def episode_lengths(self) -> torch.Tensor:
         """[B] long: environment steps per episode (= mask rows = filled rows - 1)."""
         return self.mask.sum((1, 2)).long()

@@ -128,10 +128,8 @@ class QMIXLearner:
     def controller(self) -> QMIXController:
         return self._controller
 
-    def _q_values(self, agent: RNNAgent, obs: Tensor, actions: Tensor) -> Tensor:
-        onehot = F.one_hot(actions.squeeze(-1), self.n_actions).float()  # [B, T+1, n, A]
-        last = torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], dim=1)
-        return agent.unroll(agent_inputs(obs, last))
+    def _q_values(self, agent: RNNAgent, obs: Tensor, last_actions: Tensor) -> Tensor:
+        return agent.unroll(agent_inputs(obs, last_actions))  # [B, T+1, n, A]
 
     def update(self, batches: dict, step: int, phase: str) -> dict[str, float]:
         if set(batches) != {self.map_name}:
@@ -144,10 +142,11 @@ class QMIXLearner:
         terminated = b.terminated.to(self.device)[:, :-1].float()
         mask = b.mask.to(self.device).float()  # [B, T, 1]: filled and not after termination
 
-        q = self._q_values(self.agent, obs, actions)  # [B, T+1, n, A]
+        last = b.last_actions_onehot.to(self.device)  # [B, T+1, n, A]
+        q = self._q_values(self.agent, obs, last)  # [B, T+1, n, A]
         chosen = q[:, :-1].gather(3, actions[:, :-1]).squeeze(3)  # [B, T, n]
         with torch.no_grad():
-            target_q = self._q_values(self.target_agent, obs, actions)[:, 1:]
+            target_q = self._q_values(self.target_agent, obs, last)[:, 1:]
             target_q = target_q.masked_fill(~avail[:, 1:], _UNAVAILABLE)
             if self.double_q:  # action chosen by the live network, valued by the target one
                 best = q.detach()[:, 1:].masked_fill(~avail[:, 1:], _UNAVAILABLE).argmax(3, keepdim=True)
