@@ -322,3 +322,17 @@ def test_ai_units_fire_on_the_weapon_period_commanded_units_react_slower():
     ally, enemy = (shots / steps).tolist()
     assert abs(enemy - 8 / 14.27) < 0.015, enemy
     assert 0.50 <= ally <= enemy - 0.02, (ally, enemy)
+
+
+def test_attack_move_stops_where_a_foe_comes_into_range_not_a_chunk_later():
+    """SC2 looks for targets every game loop: a walker stops at weapon range (5.75 between
+    marine centres) even when that point lies inside a 4-loop chunk of the simulation."""
+    env = _lone_enemy_env()
+    n = env.n_agents
+    env.health[0, 1:n] = 0
+    env.pos[0, 0] = torch.tensor([12.0, 16.0])
+    env.pos[0, n] = torch.tensor([19.3, 16.0])  # 1.55 beyond range: stops 0.425 into the next step
+    env._observe()
+    for _ in range(3):
+        env.step(torch.tensor([[1, 0, 0]]))
+    assert abs(float(env.pos[0, n, 0]) - 17.75) < 0.01, env.pos[0, n]

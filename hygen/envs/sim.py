@@ -156,6 +156,7 @@ class SimEnv:
         self.not_foe = torch.where(hostile, 0.0, _BIG)
         # attack-move acquires foes within weapon range, but at least ACQUIRE_RANGE (melee units)
         self.acquire_extra = (ACQUIRE_RANGE - col("weapon_range")).clamp(min=0.0)
+        self.acquire2 = (self.reach + self.acquire_extra[:, None]) ** 2  # [i, j] squared, centre to centre
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
         self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
         # damage of one attack of i on j: hits x (damage + armored bonus)
@@ -451,8 +452,14 @@ class SimEnv:
         cur_xy = xy.gather(2, cur[:, None, :].expand(-1, 2, -1))
         vec = torch.where(chase[:, None], cur_xy, self._goal) - xy
         length = torch.hypot(vec[:, 0], vec[:, 1]).clamp_(min=1e-6)
-        # a chasing unit stops as soon as its weapon reaches the target
-        remaining = torch.where(chase, cur_gap + 1e-3, length)
+        # a chasing unit stops as soon as its weapon reaches the target; an attack-move walker
+        # where its line first brings a (standing) foe within acquisition range: SC2 looks for
+        # targets every game loop, a whole chunk of walking would overshoot by up to dt loops
+        along = (rel * (vec / length[:, None])[:, :, :, None]).sum(1)  # [E, i, j]
+        miss2 = foe_d * foe_d - along * along  # squared distance of j from i's line
+        enter = along - (self.acquire2 - miss2).clamp_(min=0).sqrt_()
+        enter = torch.where((miss2 < self.acquire2) & (along > 0), enter, _BIG).amin(2)
+        remaining = torch.where(chase, cur_gap + 1e-3, torch.where(is_am, torch.minimum(length, enter + 1e-3), length))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         xy.addcmul_(vec, (stride / length)[:, None])
         xy.clamp_(self.xy_lo, self.xy_hi)
