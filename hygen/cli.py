@@ -14,6 +14,9 @@ SUBCOMMANDS = {
     "data": "data",
     "demo": "demo",
     "list": "list",
+    "sweep": "sweep",
+    "report": "report",
+    "render": "render",
 }
 
 DESCRIPTION = """\

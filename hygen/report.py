@@ -1,6 +1,8 @@
-"""Win-rate tables laid out like the paper's Table 1: source maps, then unseen maps, in %.
+"""Win-rate tables laid out like the paper's Tables 1 and 2: source maps, then unseen maps, in %.
 
-A column is one method; its cell is the mean and standard deviation over seeds.
+A column is one method; its cell is the mean and standard deviation over seeds. ``hygen report``
+adds, per map group, the interquartile mean over runs x maps with its 95 % stratified-bootstrap
+interval (hygen.stats), and reads whole sweeps (:func:`collect_runs`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 WinRates = Mapping[str, float]  # map -> win rate in [0, 1] for one seed
 
@@ -158,4 +162,232 @@ def mean_curves(runs: Mapping[str, Sequence[Mapping]], group: str) -> dict[str, 
         steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
         if steps:
             out[label] = [(x, sum(c[x] for c in curves) / len(curves)) for x in steps]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregation over run directories and sweeps (hygen report): groups of seeds, statistics,
+# Table-1 / Table-2 layouts, marl-eval JSON.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunGroup:
+    """Runs that differ in nothing but the seed (the only runs ever pooled).
+
+    ``block`` is the task set and data quality ("marine_hard, medium"): a Table-1 layout puts
+    each block's methods side by side, as the paper's per-quality column groups."""
+
+    label: str
+    block: str
+    runs: list[dict] = field(default_factory=list)  # results.json contents, one per seed
+    run_dirs: list[Path] = field(default_factory=list)
+    note: str = ""  # what the label stands for, when it is a numbered variant
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r.get("seed", -1)) for r in self.runs]
+
+    def final_win_rates(self) -> list[dict[str, float]]:
+        return [r["final"]["win_rate"] for r in self.runs]
+
+
+def _block_of(gin_files: Sequence[str]) -> str:
+    parts = [Path(f).stem for f in gin_files if Path(f).parts and Path(f).parts[0] in ("tasksets", "data")]
+    return ", ".join(parts)
+
+
+def collect_runs(paths: Sequence[str | Path], include_unfinished: bool = False,
+                 skipped: list | None = None) -> dict[tuple[str, str], RunGroup]:
+    """Groups of runs keyed by (block, label), from run directories and sweep roots.
+
+    A sweep root (``sweep.json``) contributes its cells, labelled by the sweep (config and grid
+    values). Other run directories are labelled as ``hygen evaluate`` labels them (method plus
+    ablations; runs differing in anything but the seed get numbered labels). Runs that have not
+    finished are left out (listed in ``skipped``) unless ``include_unfinished``."""
+    from hygen.commands.evaluate import _settings, run_labels
+    from hygen.rundir import read_json
+    from hygen.sweep import SPEC_FILE, load_sweep
+
+    entries: list[tuple[Path, str, str, str]] = []  # run dir, label, block, note
+    plain = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such directory")
+        if (p / SPEC_FILE).is_file():
+            _, cells = load_sweep(p)
+            for c in cells:
+                label = " ".join([c.config, *(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in c.grid)])
+                entries.append((c.run_dir(p), label, _block_of(c.gin_files), ""))
+        elif (p / "results.json").is_file() or (p / "config.gin").is_file():
+            plain.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: neither a run directory (results.json) nor a sweep ({SPEC_FILE})")
+    if plain:
+        labels, legend = run_labels(plain)
+        for d, label in zip(plain, labels):
+            entries.append((d, label, _block_of(_settings(d)[0]), legend.get(label, "")))
+    groups: dict[tuple[str, str], RunGroup] = {}
+    for d, label, block, note in entries:
+        res = read_json(d / "results.json") if (d / "results.json").is_file() else {}
+        if not res.get("final") or not (res.get("done") or include_unfinished):
+            if skipped is not None:
+                skipped.append(d)
+            continue
+        g = groups.setdefault((block, label), RunGroup(label, block, note=note))
+        g.runs.append(res)
+        g.run_dirs.append(d)
+    return groups
+
+
+def map_groups(groups: Mapping) -> tuple[list[str], list[str]]:
+    """Source and unseen maps over all groups, in first-seen order."""
+    source, evals = [], []
+    for g in groups.values():
+        for r in g.runs:
+            source += [m for m in r["source_maps"] if m not in source]
+            evals += [m for m in r["eval_maps"] if m not in evals]
+    return source, [m for m in evals if m not in source]
+
+
+def aggregate(group: RunGroup, maps: Sequence[str], reps: int = 2000, seed: int = 0) -> dict | None:
+    """Mean ± std (over seeds of the per-run mean over ``maps``) and the IQM over runs x maps
+    with its 95 % stratified-bootstrap interval, in %; None if a run lacks one of the maps."""
+    import numpy as np
+
+    from hygen import stats
+
+    runs = [wr for wr in group.final_win_rates() if all(m in wr for m in maps)]
+    if not maps or len(runs) != len(group.runs):
+        return None
+    x = 100 * stats.score_matrix(runs, maps)
+    per_run = x.mean(axis=1)
+    iqm, low, high = stats.stratified_bootstrap_ci(x, stats.iqm, reps=reps, seed=seed)
+    return {"mean": float(per_run.mean()), "std": float(np.std(per_run)), "n": len(runs),
+            "iqm": iqm, "iqm_low": low, "iqm_high": high}
+
+
+def _fmt_iqm(a: dict | None) -> str:
+    return "-" if a is None else f"{a['iqm']:.1f} [{a['iqm_low']:.1f}, {a['iqm_high']:.1f}]"
+
+
+def summary_rows(groups: Mapping[tuple[str, str], RunGroup], block: str, source: Sequence[str],
+                 unseen: Sequence[str], reps: int = 2000) -> list[dict]:
+    """Table-1 rows of one block: per map mean ± std, then per map group the mean and the
+    IQM [95 % CI]. Cells: (mean, std, n) tuples, IQM rows: aggregate() dicts."""
+    cols = {g.label: g.final_win_rates() for (b, _), g in groups.items() if b == block}
+    rows = []
+    for r in win_rate_rows(cols, source, unseen):
+        rows.append(r)
+        if r["map"] == "mean":
+            maps = source if r["group"] == "source" else unseen
+            iqm_row = {"group": r["group"], "map": "IQM [95% CI]"}
+            for (b, label), g in groups.items():
+                if b == block:
+                    iqm_row[label] = aggregate(g, maps, reps=reps)
+            rows.append(iqm_row)
+    return rows
+
+
+def _fmt(v) -> str:
+    if isinstance(v, dict):
+        return _fmt_iqm(v)
+    return _cell(v)
+
+
+def rows_to_markdown(rows: list[dict], labels: Sequence[str]) -> str:
+    lines = ["| tasks | map | " + " | ".join(labels) + " |", "|---|---|" + "---:|" * len(labels)]
+    for r in rows:
+        bold = r["map"] in ("mean", "IQM [95% CI]")
+        name = f"**{r['map']}**" if bold else r["map"]
+        lines.append(f"| {r['group']} | {name} | " + " | ".join(_fmt(r.get(lab)) for lab in labels) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tex(s: str) -> str:
+    return (s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
+            .replace("#", "\\#"))
+
+
+def rows_to_latex(rows: list[dict], labels: Sequence[str], caption: str = "") -> str:
+    """A booktabs table: maps as rows, methods as columns, mean $\\pm$ std and IQM [CI]."""
+    def cell(v):
+        if isinstance(v, dict):
+            return f"{v['iqm']:.1f} [{v['iqm_low']:.1f}, {v['iqm_high']:.1f}]"
+        if v is None:
+            return "-"
+        return f"{v[0]:.1f}" if v[2] == 1 else f"{v[0]:.1f} $\\pm$ {v[1]:.1f}"
+
+    out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(caption)}}}" if caption else "",
+           "\\begin{tabular}{ll" + "r" * len(labels) + "}", "\\toprule",
+           "Tasks & Map & " + " & ".join(_tex(lab) for lab in labels) + " \\\\", "\\midrule"]
+    prev = None
+    for r in rows:
+        if prev is not None and r["group"] != prev:
+            out.append("\\midrule")
+        prev = r["group"]
+        out.append(f"{_tex(r['group'])} & {_tex(r['map'])} & " + " & ".join(cell(r.get(lab)) for lab in labels)
+                   + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(x for x in out if x) + "\n"
+
+
+def rows_to_csv(rows: list[dict], labels: Sequence[str], block: str = "") -> str:
+    """Long format: one line per (map, method) with mean, std, seeds, and IQM with its interval."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["block", "group", "map", "method", "mean_pct", "std_pct", "seeds", "iqm_pct", "iqm_low_pct",
+                "iqm_high_pct"])
+    for r in rows:
+        for lab in labels:
+            v = r.get(lab)
+            if isinstance(v, dict):
+                w.writerow([block, r["group"], "mean", lab, "", "", v["n"], f"{v['iqm']:.2f}", f"{v['iqm_low']:.2f}",
+                            f"{v['iqm_high']:.2f}"])
+            elif v is not None:
+                w.writerow([block, r["group"], r["map"], lab, f"{v[0]:.2f}", f"{v[1]:.2f}", v[2], "", "", ""])
+    return buf.getvalue()
+
+
+def improvement_rows(groups: Mapping[tuple[str, str], RunGroup], block: str, reference: str,
+                     source: Sequence[str], unseen: Sequence[str], reps: int = 2000) -> list[dict]:
+    """P(reference > other) with a 95 % interval, per other method and map group (over maps as tasks)."""
+    from hygen import stats
+
+    ref = groups.get((block, reference))
+    if ref is None:
+        return []
+    out = []
+    for (b, label), g in groups.items():
+        if b != block or label == reference:
+            continue
+        row = {"other": label}
+        for name, maps in (("source", source), ("unseen", unseen)):
+            runs_a = [wr for wr in ref.final_win_rates() if all(m in wr for m in maps)]
+            runs_b = [wr for wr in g.final_win_rates() if all(m in wr for m in maps)]
+            row[name] = (stats.probability_of_improvement(stats.score_matrix(runs_a, maps),
+                                                          stats.score_matrix(runs_b, maps), reps=reps)
+                         if maps and runs_a and runs_b else None)
+        out.append(row)
+    return out
+
+
+def marl_eval_json(groups: Mapping[tuple[str, str], RunGroup], env_name: str = "hygen_smac") -> dict:
+    """marl-eval's raw-data layout: env -> task (map) -> algorithm -> run_k -> step_i
+    {step_count, win_rate: [..], return_mean: [..]} plus absolute_metrics (the final evaluation).
+    One value per list: results.json keeps each evaluation's mean, not its episodes."""
+    out: dict = {env_name: {}}
+    for (block, label), g in groups.items():
+        algo = f"{label} ({block})" if block else label
+        for k, r in enumerate(g.runs):
+            for m in r["eval_maps"]:
+                run = {}
+                for i, e in enumerate(r["evals"]):
+                    if m in e["win_rate"]:
+                        run[f"step_{i}"] = {"step_count": int(e["step"]), "win_rate": [e["win_rate"][m]],
+                                            "return_mean": [e.get("return_mean", {}).get(m, 0.0)]}
+                fin = r["final"]
+                run["absolute_metrics"] = {"win_rate": [fin["win_rate"].get(m, 0.0)],
+                                           "return_mean": [fin.get("return_mean", {}).get(m, 0.0)]}
+                out[env_name].setdefault(m, {}).setdefault(algo, {})[f"run_{k}"] = run
     return out

@@ -26,8 +26,15 @@ import numpy as np
 
 Metric = Callable[[np.ndarray], float]
 
-__all__ = ["iqm", "mean", "optimality_gap", "performance_profile", "probability_of_improvement",
-           "stratified_bootstrap_ci", "score_matrix"]
+__all__ = [
+    "iqm",
+    "mean",
+    "optimality_gap",
+    "performance_profile",
+    "probability_of_improvement",
+    "score_matrix",
+    "stratified_bootstrap_ci",
+]
 
 
 def _matrix(scores) -> np.ndarray:

@@ -46,3 +46,83 @@ def test_mean_curves_average_seeds_at_common_steps():
     curves = mean_curves(runs, "source mean")
     assert curves == {"hygen": [(0, 25.0), (10, 75.0)], "offline": [(0, 25.0), (10, 25.0), (20, 25.0)]}
     assert mean_curves(runs, "unseen mean") == {}  # no unseen maps: no curve rather than an empty line
+
+
+# --- hygen report: runs and sweeps aggregated ------------------------------------------------
+
+def _fake_run(root, name, seed, final, files=("hygen", "tasksets/marine_hard", "data/medium"), params=(),
+              source=("3m",), evals=None):
+    import json
+
+    d = root / name
+    d.mkdir(parents=True)
+    maps = list(final)
+    evals = evals or [{"step": 0, "win_rate": {m: 0.0 for m in maps}, "return_mean": {m: 0.0 for m in maps}},
+                      {"step": 10, "win_rate": dict(final), "return_mean": {m: 1.0 for m in maps}}]
+    (d / "meta.json").write_text(json.dumps({"gin_files": list(files), "gin_params": list(params), "seed": seed}))
+    (d / "results.json").write_text(json.dumps({
+        "seed": seed, "done": True, "source_maps": list(source), "eval_maps": maps, "evals": evals,
+        "final": {"step": evals[-1]["step"], "win_rate": dict(final), "return_mean": evals[-1]["return_mean"]}}))
+    return d
+
+
+def test_report_reproduces_a_known_iqm_and_interval(tmp_path, capsys):
+    import json
+
+    from hygen.cli import main
+
+    # hygen: seeds with 3m win rates 0 and 1 -> IQM of two scores = their mean, 50 %; a bootstrap
+    # sample of two runs has mean 0, 50 or 100 % (p 1/4, 1/2, 1/4): the 95 % interval is [0, 100].
+    runs = [_fake_run(tmp_path, "h0", 0, {"3m": 0.0, "4m": 0.25}), _fake_run(tmp_path, "h1", 1, {"3m": 1.0, "4m": 0.75}),
+            # same method, another --gin_param: never pooled with h0/h1
+            _fake_run(tmp_path, "g0", 0, {"3m": 0.5, "4m": 0.5}, params=["HyGenLearner.td_lambda = 0.5"]),
+            _fake_run(tmp_path, "o0", 0, {"3m": 0.5, "4m": 0.0}, files=("hygen", "no_online", "tasksets/marine_hard",
+                                                                          "data/medium"))]
+    out = tmp_path / "rep"
+    assert main(["report", *map(str, runs), "--out", str(out), "--reference", "hygen", "--no-plots",
+                 "--reps", "4000"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| tasks | map | hygen | hygen (1) | hygen+no_online |" in md
+    assert "| source | 3m | 50.0 ± 50.0 | 50.0 | 50.0 |" in md
+    assert "| source | **IQM [95% CI]** | 50.0 [0.0, 100.0] | 50.0 [50.0, 50.0] | 50.0 [50.0, 50.0] |" in md
+    assert "| unseen | 4m | 50.0 ± 25.0 | 50.0 | 0.0 |" in md
+    summary = json.loads((out / "summary.json").read_text())["blocks"]["marine_hard, medium"]["methods"]
+    assert summary["hygen"]["seeds"] == [0, 1] and summary["hygen (1)"]["seeds"] == [0]
+    assert "- hygen (1): HyGenLearner.td_lambda=0.5" in md
+    # P(hygen > no_online): 3m: 0 < 0.5, 1 > 0.5 -> 0.5; 4m: 0.25 > 0 and 0.75 > 0 -> 1.0
+    assert "| hygen+no_online | 0.50 [0.00, 1.00] | 1.00 [1.00, 1.00] |" in md
+    tex = (out / "table.tex").read_text()
+    assert "\\begin{tabular}{llrrr}" in tex and "50.0 $\\pm$ 50.0" in tex
+    assert '"marine_hard, medium",source,3m,hygen,50.00,50.00,2' in (out / "table.csv").read_text()
+    me = json.loads((out / "marl_eval.json").read_text())["hygen_smac"]
+    assert me["4m"]["hygen (marine_hard, medium)"]["run_1"]["absolute_metrics"]["win_rate"] == [0.75]
+    assert me["4m"]["hygen (marine_hard, medium)"]["run_1"]["step_1"]["step_count"] == 10
+
+
+def test_report_table2_puts_the_reference_last_and_writes_figures(tmp_path):
+    from hygen.cli import main
+
+    runs = [_fake_run(tmp_path, f"h{s}", s, {"3m": 0.5 + 0.25 * s, "4m": 0.5}) for s in (0, 1)]
+    runs += [_fake_run(tmp_path, f"f{s}", s, {"3m": 0.25, "4m": 0.25 * s},
+                       files=("hygen", "tasksets/marine_hard", "ablations/fixed_ratio_50", "data/medium"))
+             for s in (0, 1)]
+    out = tmp_path / "rep"
+    assert main(["report", *map(str, runs), "--out", str(out), "--layout", "table2", "--reference", "hygen",
+                 "--reps", "200"]) == 0
+    assert "| tasks | map | hygen+fixed_ratio_50 | hygen |" in (out / "report.md").read_text()
+    for stem in ("curves", "ablation", "bars", "profile"):
+        for ext in ("png", "svg"):
+            assert (out / f"{stem}_marine_hard__medium.{ext}").stat().st_size > 1000, (stem, ext)
+
+
+def test_report_without_finished_runs_says_so(tmp_path, capsys):
+    import json
+
+    from hygen.cli import main
+
+    d = _fake_run(tmp_path, "h0", 0, {"3m": 0.5})
+    res = json.loads((d / "results.json").read_text())
+    (d / "results.json").write_text(json.dumps({**res, "done": False}))
+    assert main(["report", str(d), "--no-plots"]) == 2
+    err = capsys.readouterr()
+    assert "left out (not finished)" in err.out and "--include-unfinished" in err.err

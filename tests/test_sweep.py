@@ -1,0 +1,105 @@
+"""Sweeps: a 2 x 2 sweep (2 configs x 2 seeds) on the local backend and on Ray completes,
+resumes a killed cell, skips finished cells, reports a failing cell, and aggregates."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from hygen.sweep import SweepError, SweepSpec, _cell_env, cell_status, parse_grid, run_sweep
+
+TINY = ["SOURCE_MAPS = ['3m']", "Trainer.batch_size = 2", "Trainer.num_envs = 2", "Trainer.eval_episodes = 1",
+        "Trainer.episodes_per_step = 1", "Trainer.checkpoint_every = 2", "Trainer.eval_every = 1000"]
+
+
+def spec(steps: int = 4, **kw) -> SweepSpec:
+    return SweepSpec(configs={"qmix": ["qmix"], "tuned": ["qmix_tuned"]}, seeds=[0, 1],
+                     gin_params=[*TINY, f"online/Phase.steps = {steps}"], **kw)
+
+
+def test_cells_are_deterministic_and_ordered_seed_major():
+    s = SweepSpec(configs={"HyGen": ["hygen"], "offline-only": ["hygen", "no_online"]}, seeds=[0, 1],
+                  task_sets=["marine_hard"], gin_files=["data/medium"], grid=parse_grid(["Trainer.batch_size = [8, 16]"]))
+    cells = s.cells()
+    assert len(cells) == 8 and [c.seed for c in cells] == [0] * 4 + [1] * 4
+    assert [c.name for c in cells] == [c.name for c in s.cells()]
+    c = next(c for c in cells if c.config == "offline-only" and c.seed == 1 and c.grid == (("Trainer.batch_size", "16"),))
+    assert c.name == "offline-only-marine_hard-batch_size=16-seed1"
+    assert c.label == "offline-only marine_hard batch_size=16"  # everything but the seed
+    # the ablation goes after the task set; shared files last
+    assert c.gin_files == ("hygen", "tasksets/marine_hard", "no_online", "data/medium")
+    assert c.gin_params == ("Trainer.batch_size = 16",)
+
+
+def test_bad_specs_are_named():
+    with pytest.raises(SweepError, match="--grid 'x = 3'"):
+        parse_grid(["x = 3"])
+    with pytest.raises(SweepError, match=r"configs\['a'\]"):
+        SweepSpec(configs={"a": "hygen"})
+    with pytest.raises(SweepError, match="unknown keys"):
+        SweepSpec.from_dict({"configs": {"a": ["hygen"]}, "seed": [1]})
+    with pytest.raises(SweepError, match="unknown sweep backend"):
+        run_sweep(spec(), "/nonexistent", backend="slurm")
+
+
+def _kill_when_checkpointed(cell, root) -> None:
+    """Start one cell's `hygen train`, SIGKILL it once it has written a checkpoint mid-run."""
+    cell.log_path(root).parent.mkdir(parents=True, exist_ok=True)
+    with open(cell.log_path(root), "w") as log:
+        proc = subprocess.Popen(cell.command(root), stdout=log, stderr=subprocess.STDOUT, env=_cell_env(),
+                                start_new_session=True)
+    ckpts = cell.run_dir(root) / "checkpoints"
+    deadline = time.time() + 120
+    while not any(ckpts.glob("ckpt_*.pt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_local_sweep_resumes_a_killed_cell_and_skips_finished_ones(tmp_path):
+    root = tmp_path / "sweep"
+    s = spec(steps=20)
+    killed = s.cells()[0]
+    _kill_when_checkpointed(killed, root)
+    assert cell_status(killed, root) == "partial"  # killed mid-run, before the end
+
+    lines = []
+    out = run_sweep(s, root, backend="local", workers=2, print_fn=lines.append)
+    assert {r["status"] for r in out.values()} == {"done"}
+    assert "resuming" in killed.log_path(root).read_text()  # it went on from its checkpoint
+    assert json.loads((killed.run_dir(root) / "results.json").read_text())["steps"] == 20
+    assert any("4/4 done" in line for line in lines)
+    assert json.loads((root / "sweep.json").read_text())["cells"][0]["name"] == killed.name
+
+    out = run_sweep(s, root, backend="local", workers=2, print_fn=lines.append)  # again: nothing to do
+    assert {r["status"] for r in out.values()} == {"skipped"}
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path):
+    # Trainer.eval_episodes = 0 parses but cannot run: only that cell fails, with its log named
+    params = [p for p in TINY if "eval_episodes" not in p] + ["online/Phase.steps = 2"]
+    s = SweepSpec(configs={"qmix": ["qmix"]}, seeds=[0], gin_params=params, grid={"Trainer.eval_episodes": [1, 0]})
+    lines = []
+    out = run_sweep(s, tmp_path, workers=2, print_fn=lines.append)
+    ok, bad = "qmix-eval_episodes=1-seed0", "qmix-eval_episodes=0-seed0"
+    assert out[ok]["status"] == "done" and out[bad]["status"] == "failed"
+    assert any(f"{bad}: FAILED" in line and f"logs/{bad}.log" in line for line in lines)
+    assert "eval_episodes" in (tmp_path / "logs" / f"{bad}.log").read_text()
+
+
+@pytest.mark.slow
+def test_ray_sweep_completes_and_aggregates(tmp_path):
+    pytest.importorskip("ray", reason="the ray backend needs the 'ray' extra: pip install -e '.[ray]'")
+    root = tmp_path / "ray"
+    out = run_sweep(spec(), root, backend="ray", workers=2, print_fn=lambda s: None)
+    assert {r["status"] for r in out.values()} == {"done"}
+    from hygen.report import collect_runs
+
+    groups = collect_runs([root])
+    assert sorted(label for _, label in groups) == ["qmix", "tuned"]
+    assert all(sorted(g.seeds) == [0, 1] for g in groups.values())  # pooled over seeds only
