@@ -45,22 +45,31 @@ def test_bad_settings_are_named():
         Diagnostics(play_every=0)
 
 
-def test_a_short_hygen_run_records_the_diagnostics(tmp_path, monkeypatch):
+def _short_run(tmp_path, name, diagnostics):
     from test_hygen_learning import small_learner
 
-    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
     root = tmp_path / "data"
-    write_episodes(root / "3m" / "medium" / "part_0.h5", random_episodes("3m", 20, seed=0))
+    if not root.exists():
+        write_episodes(root / "3m" / "medium" / "part_0.h5", random_episodes("3m", 20, seed=0))
+    torch.manual_seed(0)
     learner = small_learner(maps=["3m"])
-    trainer = Trainer(run_dir=RunDir(tmp_path / "run"), seed=0, device="cpu", learner=learner, source_maps=["3m"],
+    trainer = Trainer(run_dir=RunDir(tmp_path / name), seed=0, device="cpu", learner=learner, source_maps=["3m"],
                       phases=[Phase("skill_discovery", 3, OfflineOnly(), False),
                               Phase("policy", 6, LinearDecayRatio(1.0, 0.1, 4), True)],
                       num_envs=2, episodes_per_step=2, batch_size=4, buffer_size=40, learning_starts=0,
                       eval_every=3, eval_episodes=2, checkpoint_every=100, log_every=3,
-                      data_root=str(root), data_quality="medium", offline_episodes=12,
-                      diagnostics=Diagnostics(value_episodes=6, play_episodes=2, play_every=2))
-    trainer.run()
+                      data_root=str(root), data_quality="medium", offline_episodes=12, diagnostics=diagnostics)
+    return trainer.run(), learner
+
+
+def test_a_short_hygen_run_records_the_diagnostics_and_trains_as_without_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    _, learner = _short_run(tmp_path, "run", Diagnostics(value_episodes=6, play_episodes=2, play_every=2))
     evals = json.loads((tmp_path / "run" / "results.json").read_text())["evals"]
+    plain, plain_learner = _short_run(tmp_path, "plain", None)
+    assert [e["win_rate"] for e in plain["evals"]] == [e["win_rate"] for e in evals]  # same training, same tests
+    assert [e["return_mean"] for e in plain["evals"]] == [e["return_mean"] for e in evals]
+    assert all(torch.equal(a, b) for a, b in zip(learner.params, plain_learner.params))
     assert [e["step"] for e in evals] == [0, 3, 6, 9]
     first, last = evals[0]["diagnostics"]["3m"], evals[-1]["diagnostics"]["3m"]
     # 20 episodes in the file, training keeps the last 12: the first 6 are held out

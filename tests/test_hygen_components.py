@@ -248,15 +248,15 @@ def test_mixed_cql_loss_by_hand():
     mix = lambda q: (q * torch.tensor([2.0, 1.0])).sum(-1, keepdim=True)
     ones = torch.ones(1, 1, 1), torch.ones(1, 1, 2)
     # no samples: the set is the greedy joint skill alone -> ODIS's gap, 7 - 5
-    assert MixedCQLLoss(samples=0)(qs, data, mix, *ones).item() == pytest.approx(2.0)
+    assert MixedCQLLoss(joint_samples=0)(qs, data, mix, *ones).item() == pytest.approx(2.0)
     torch.manual_seed(3)
     z = torch.randint(3, (2, 1, 1, 2))  # the two joint skills the loss will draw
     q_tot = [7.0] + [2 * qs[0, 0, 0, int(a)].item() + qs[0, 0, 1, int(b)].item() for a, b in z[:, 0, 0]]
     torch.manual_seed(3)
-    loss = MixedCQLLoss(samples=2)(qs, data, mix, *ones)
+    loss = MixedCQLLoss(joint_samples=2)(qs, data, mix, *ones)
     assert loss.item() == pytest.approx(math.log(sum(math.exp(q) for q in q_tot)) - 5.0, abs=1e-5)
-    with pytest.raises(ValueError, match="samples"):
-        MixedCQLLoss(samples=-1)
+    with pytest.raises(ValueError, match="joint_samples"):
+        MixedCQLLoss(joint_samples=-1)
 
 
 @pytest.mark.parametrize("cls", [CQLLoss, ODISGapLoss, MixedCQLLoss])

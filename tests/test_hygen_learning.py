@@ -16,7 +16,26 @@ from hygen.buffers import read_episodes
 from hygen.buffers.synthetic import random_episodes
 from hygen.envs.maps import UnknownNameError, get_map
 from hygen.learners.hygen import HyGenConfigError, HyGenLearner
-from hygen.losses import CQLLoss, NoConservativeLoss, ODISGapLoss
+from hygen.losses.objectives import alive_agents
+from hygen.learners.exploration import (
+    EpsilonActions,
+    EpsilonSkills,
+    EpsilonSkillsEpsilonSampledActions,
+    EpsilonSkillsSampledActions,
+)
+from hygen.learners.skill_labels import ExecutedSkills, RelabelledSkills
+from hygen.losses import (
+    ArgmaxConsistency,
+    CloneAllEpisodes,
+    CloneByReturn,
+    CloneWonEpisodes,
+    CQLLoss,
+    KLConsistency,
+    MixedCQLLoss,
+    NoConservativeLoss,
+    NoRefinement,
+    ODISGapLoss,
+)
 from hygen.runner import reset_agent_state
 
 
@@ -56,7 +75,7 @@ def test_skill_discovery_trains_only_encoder_and_decoder():
 
 @pytest.mark.parametrize("refine", [True, False])
 def test_policy_phase_freezes_global_encoder_and_refines_decoder_on_request(refine):
-    L = small_learner(refine_decoder=refine)
+    L = small_learner(refinement=CloneWonEpisodes() if refine else NoRefinement())
     snap = {k: params(getattr(L, k)) for k in ("global_encoder", "decoder", "q_net", "mixer", "target_q_net")}
     stats = L.update(batches(), 0, "policy")
     assert not changed(snap["global_encoder"], L.global_encoder)
@@ -98,9 +117,9 @@ def test_hybrid_ratio_comes_from_the_batch_and_scales_cql():
 
 
 def test_cql_over_offline_samples_only():
-    """cql_samples='offline': L_CQL is the term of the batch's offline episodes alone (0 with none)."""
-    def cql(n_offline, first=6, **kw):
-        L = small_learner(maps=["3m"], **kw)
+    """offline_only: L_CQL is the term of the batch's offline episodes alone (0 with none)."""
+    def cql(n_offline, first=6, cql_samples="all"):
+        L = small_learner(maps=["3m"], conservative=CQLLoss(offline_only=cql_samples == "offline"))
         b = random_episodes("3m", 6, lengths=[5, 9, 3, 7, 8, 4], seed=0)
         b.n_offline = n_offline
         b = b[torch.arange(first)]
@@ -115,10 +134,11 @@ def test_cql_over_offline_samples_only():
 
 
 def test_online_skills_executed_replaces_the_relabelled_skill_where_recorded():
-    """online_skills='executed': eq. 4, L_CQL and refinement read the skill the agent executed;
+    """ExecutedSkills: eq. 4, L_CQL and refinement read the skill the agent executed;
     the consistency loss (eq. 5) still matches the global encoder."""
     def stats(skills, online_skills):
-        L = small_learner(maps=["3m"], online_skills=online_skills)
+        labels = ExecutedSkills() if online_skills == "executed" else RelabelledSkills()
+        L = small_learner(maps=["3m"], skill_labels=labels)
         b = random_episodes("3m", 4, lengths=[5, 9, 3, 7], seed=0)
         b.n_offline = 2
         b.skills = skills
@@ -171,7 +191,7 @@ def test_controller_acts_on_any_map_with_available_actions(name):
 
 
 def test_fixed_skill_forces_every_agent_and_decodes_that_skill():
-    L = small_learner(explore_actions="greedy")  # actions: the decoder's argmax even at epsilon 1
+    L = small_learner(exploration=EpsilonSkills())  # actions: the decoder's argmax even at epsilon 1
     c = L.controller()
     E, name = 4, "5m"
     b = random_episodes(name, E, lengths=[2] * E, seed=3)
@@ -190,7 +210,7 @@ def test_fixed_skill_forces_every_agent_and_decodes_that_skill():
 
 
 def test_sampled_exploration_draws_available_actions_and_greedy_eval_stays_argmax():
-    L = small_learner(explore_actions="sample")
+    L = small_learner(exploration=EpsilonSkillsSampledActions())
     c = L.controller()
     E, name = 64, "3m"
     b = random_episodes(name, E, lengths=[2] * E, seed=4)
@@ -202,17 +222,22 @@ def test_sampled_exploration_draws_available_actions_and_greedy_eval_stays_argma
         assert avail.gather(-1, a.unsqueeze(-1)).all()  # only available actions
     # skills are (almost surely) the greedy ones at this epsilon, so a changed action is a sampled one
     assert any(not torch.equal(a, greedy) for a in drawn)
-    L.explore_actions = "greedy"
+    L.exploration = EpsilonSkills()
     assert all(torch.equal(c.act(name, obs, avail, c.initial_state(name, E), epsilon=1e-9, generator=g)[0], greedy)
                for _ in range(3))
-    with pytest.raises(HyGenConfigError, match="explore_actions"):
-        small_learner(explore_actions="softmax")
+    with pytest.raises(HyGenConfigError, match="EpsilonSkillsSampledActions"):  # the old binding names the class
+        small_learner(explore_actions="sample")
+    with pytest.raises(HyGenConfigError, match="exploration: expected a SkillExploration"):
+        small_learner(exploration=CQLLoss())
 
 
 def test_epsilon_exploration_samples_with_probability_epsilon():
-    """'epsilon': an agent's action is drawn from p(a | tau, z) with probability epsilon, else
-    the argmax; at epsilon 1 it is 'sample', near 0 the greedy action (skills fixed to isolate actions)."""
-    L = small_learner(explore_actions="epsilon")
+    """EpsilonSkillsEpsilonSampledActions: an agent's action is drawn from p(a | tau, z) with
+    probability epsilon, else the argmax; at epsilon 1 it is EpsilonSkillsSampledActions, near 0
+    the greedy action (skills fixed to isolate actions)."""
+    rules = {"greedy": EpsilonSkills(), "sample": EpsilonSkillsSampledActions(),
+             "epsilon": EpsilonSkillsEpsilonSampledActions()}
+    L = small_learner(exploration=rules["epsilon"])
     c = L.controller()
     c.fixed_skill = 1
     E, name = 64, "3m"
@@ -220,7 +245,7 @@ def test_epsilon_exploration_samples_with_probability_epsilon():
     obs, avail = b.obs[:, 0], b.avail_actions[:, 0].bool()
 
     def act(mode, eps, seed=0):
-        L.explore_actions = mode
+        L.exploration = rules[mode]
         return c.act(name, obs, avail, c.initial_state(name, E), epsilon=eps,
                      generator=torch.Generator().manual_seed(seed))[0]
 
@@ -232,6 +257,50 @@ def test_epsilon_exploration_samples_with_probability_epsilon():
     full = torch.stack([act("sample", 1.0, s) for s in range(20)])
     changed_half, changed_full = (half != greedy).float().mean(), (full != greedy).float().mean()
     assert 0.3 < changed_half / changed_full < 0.7  # about half as many departures from the argmax
+
+
+def test_public_code_exploration_keeps_greedy_skills_and_draws_uniform_actions():
+    """EpsilonActions: skills stay argmax_z Q_i; with probability epsilon an agent takes a
+    uniformly random available action instead of the decoder's argmax."""
+    L = small_learner(exploration=EpsilonActions())
+    c = L.controller()
+    E, name = 256, "3m"
+    b = random_episodes(name, E, lengths=[2] * E, seed=4)
+    obs, avail = b.obs[:, 0], b.avail_actions[:, 0].bool()
+    greedy, st0 = c.act(name, obs, avail, c.initial_state(name, E), epsilon=0.0)
+    g = torch.Generator().manual_seed(0)
+    acts, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=1.0, generator=g)
+    assert torch.equal(st["skill"], st0["skill"])  # no exploration over skills
+    assert avail.gather(-1, acts.unsqueeze(-1)).all()
+    # uniform over the available actions: the share that equals the argmax is about E[1 / #available]
+    expected = (1.0 / avail.sum(-1).float()).mean()
+    assert (acts == greedy).float().mean() == pytest.approx(float(expected), abs=0.05)
+    assert torch.equal(c.act(name, obs, avail, c.initial_state(name, E), epsilon=1e-9, generator=g)[0], greedy)
+
+
+@pytest.mark.parametrize("term,trains_mixer", [(CQLLoss(), False), (ODISGapLoss(), True), (MixedCQLLoss(), True)])
+def test_only_the_mixed_conservative_terms_train_the_mixer(term, trains_mixer):
+    """The per-agent CQL term gives the mixer no gradient (issue #15); the mixed ones do."""
+    L = small_learner(maps=["3m"], conservative=term, alpha=0.0, refinement=NoRefinement())
+    b = batches()["3m"].trim()
+    cond = L.mixer.condition(b.state[:, :-1], "3m", b.mask[..., 0] > 0)
+    qs = L.q_net(b.obs, torch.zeros_like(b.actions_onehot), "3m")[0][:, :-1]
+    data = qs.argmin(-1)  # any data skills that are not the greedy ones
+    loss = term(qs, data, lambda q: L.mixer.mix(q, cond), b.mask, alive_agents(b.avail_actions[:, :-1], b.mask))
+    L.mixer.zero_grad()
+    loss.backward()
+    grads = [p.grad for p in L.mixer.parameters()]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads) == trains_mixer
+
+
+def test_argmax_consistency_by_hand():
+    local = torch.tensor([[[[0.0, math.log(3.0)]]]])  # q_hat = (1/4, 3/4)
+    glob = torch.tensor([[[[2.0, 1.0]]]])  # argmax: skill 0
+    mask = torch.ones(1, 1, 1)
+    assert ArgmaxConsistency()(local, glob, mask).item() == pytest.approx(math.log(4.0))
+    q = torch.softmax(glob, -1)[0, 0, 0]  # the KL of eq. 5 reads the whole distribution
+    kl = 0.25 * math.log(0.25 / q[0]) + 0.75 * math.log(0.75 / q[1])
+    assert KLConsistency()(local, glob, mask).item() == pytest.approx(float(kl), rel=1e-5)
 
 
 def test_state_dict_round_trip_and_mismatch():
@@ -271,7 +340,7 @@ def test_td_targets_on_a_hand_made_batch(double_q, td_lambda):
     from hygen.mixers import VDNMixer
 
     L = small_learner(maps=["3m"], observation_encoder=_ObsTableQ, mixer=VDNMixer, conservative=NoConservativeLoss,
-                      refine_decoder=False, gamma=0.5, double_q=double_q, td_lambda=td_lambda)
+                      refinement=NoRefinement(), gamma=0.5, double_q=double_q, td_lambda=td_lambda)
     with torch.no_grad():
         L.target_q_net.scale.fill_(-2.0)  # a target network whose argmax differs from the live one
     b = random_episodes("3m", 3, lengths=[2, 4, 1], seed=3)
@@ -308,14 +377,19 @@ def test_resume_keeps_the_bound_learning_rate():
 
 
 def test_bad_settings_give_clear_errors():
-    with pytest.raises(HyGenConfigError, match="refine_weighting"):
+    # the string bindings that became classes name their replacement
+    with pytest.raises(HyGenConfigError, match="refine_weighting.*CloneWonEpisodes"):
         HyGenLearner(maps=["3m"], refine_weighting="best")
-    with pytest.raises(HyGenConfigError, match="cql_samples"):
+    with pytest.raises(HyGenConfigError, match="cql_samples.*CQLLoss.offline_only"):
         HyGenLearner(maps=["3m"], cql_samples="online")
     with pytest.raises(HyGenConfigError, match="td_lambda"):
         HyGenLearner(maps=["3m"], td_lambda=1.5)
-    with pytest.raises(HyGenConfigError, match="online_skills"):
+    with pytest.raises(HyGenConfigError, match="online_skills.*ExecutedSkills"):
         HyGenLearner(maps=["3m"], online_skills="chosen")
+    with pytest.raises(HyGenConfigError, match="refine_decoder.*NoRefinement"):
+        HyGenLearner(maps=["3m"], refine_decoder=False)
+    with pytest.raises(HyGenConfigError, match="unknown argument 'skils'"):
+        HyGenLearner(maps=["3m"], skils=4)
     with pytest.raises(UnknownNameError, match="known maps"):
         HyGenLearner(maps=["3mm"])
     with pytest.raises(ValueError, match="unknown phase"):
@@ -339,14 +413,16 @@ def _policy_phase():
 
 @pytest.mark.parametrize("files,params,check", [
     ([], [], lambda L, p: isinstance(L.conservative, CQLLoss) and L.conservative.mode == "dynamic"
-     and L.num_skills == 4 and L.refine_decoder and type(p.sampler).__name__ == "LinearDecayRatio"
-     and L.refine_weighting == "won" and L.explore_actions == "sample"),
-    (["ablations/greedy_exploration"], [], lambda L, p: L.explore_actions == "greedy"
-     and L.refine_weighting == "return" and L.refine_decoder),
+     and L.num_skills == 4 and L.refinement.trains_decoder and type(p.sampler).__name__ == "LinearDecayRatio"
+     and type(L.refinement) is CloneWonEpisodes and type(L.exploration) is EpsilonSkillsSampledActions
+     and type(L.consistency) is KLConsistency and type(L.skill_labels) is RelabelledSkills),
+    (["ablations/greedy_exploration"], [], lambda L, p: type(L.exploration) is EpsilonSkills
+     and type(L.refinement) is CloneByReturn and L.refinement.trains_decoder),
     (["ablations/fixed_ratio_20"], [], lambda L, p: p.sampler.ratio(0) == 0.2),
     (["ablations/fixed_ratio_50"], [], lambda L, p: p.sampler.ratio(0) == 0.5),
     (["ablations/fixed_ratio_80"], [], lambda L, p: p.sampler.ratio(0) == 0.8),
-    (["ablations/no_refinement"], [], lambda L, p: not L.refine_decoder),
+    (["ablations/no_refinement"], [], lambda L, p: isinstance(L.refinement, NoRefinement)
+     and not L.refinement.trains_decoder),
     (["ablations/no_cql"], [], lambda L, p: isinstance(L.conservative, NoConservativeLoss)),
     (["ablations/fixed_cql"], [], lambda L, p: L.conservative.mode == "fixed" and L.conservative.weight == 5.0),
     (["ablations/skill_count"], ["NUM_SKILLS = 6"], lambda L, p: L.num_skills == 6
@@ -383,7 +459,8 @@ def test_baseline_configs():
     config.parse_config(["odis", "tasksets/stalker_zealot", "data/expert"])
     L = HyGenLearner(maps=["2s3z"])
     p = _policy_phase()
-    assert isinstance(L.conservative, ODISGapLoss) and L.conservative.mode == "fixed" and not L.refine_decoder
+    assert isinstance(L.conservative, ODISGapLoss) and L.conservative.mode == "fixed"
+    assert isinstance(L.refinement, NoRefinement) and isinstance(L.consistency, ArgmaxConsistency)
     assert p.sampler.ratio(0) == 1.0 and not p.collect_online
     config.reset()
     config.parse_config(["bc_t", "tasksets/marine_easy", "data/expert"])
@@ -475,13 +552,13 @@ def test_refine_samples_offline_clones_only_the_offline_episodes():
     b.n_offline = 2
 
     def refine_nll(batch, **kw):
-        L = small_learner(maps=["3m"], refine_weighting="uniform", **kw)
+        L = small_learner(maps=["3m"], refinement=CloneAllEpisodes(**kw))
         return float(L._policy_loss(batch.trim(), ratio=0.5)[1]["refine_nll"])
 
-    only_offline = refine_nll(b, refine_samples="offline")
+    only_offline = refine_nll(b, offline_only=True)
     assert only_offline == pytest.approx(refine_nll(b[[0, 1]]), rel=1e-5)  # the NLL of the offline part alone
     assert only_offline != pytest.approx(refine_nll(b), rel=1e-4)  # "all" also clones the online episodes
     b.n_offline = 0
-    assert refine_nll(b, refine_samples="offline") == 0.0  # an all-online batch refines nothing
-    with pytest.raises(HyGenConfigError, match="refine_samples"):
-        small_learner(maps=["3m"], refine_samples="online")
+    assert refine_nll(b, offline_only=True) == 0.0  # an all-online batch refines nothing
+    with pytest.raises(HyGenConfigError, match="refine_samples.*offline_only"):
+        small_learner(maps=["3m"], refine_samples="offline")

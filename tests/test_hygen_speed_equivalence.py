@@ -20,6 +20,7 @@ from hygen.encoders import AttentionActionDecoder
 from hygen.encoders.attention import MultiHeadSelfAttention, pack_rows
 from hygen.entities import obs_entities
 from hygen.learners.hygen import HyGenLearner, _shift_last_actions
+from hygen.losses import CloneByReturn
 from hygen.losses import alive_agents, consistency_loss, td_loss, vae_loss, weighted_nll
 
 
@@ -140,7 +141,7 @@ def _reference_skill_loss(lr: HyGenLearner, b) -> torch.Tensor:
 
 @pytest.mark.parametrize("phase", ["skill_discovery", "policy"])
 def test_update_losses_and_gradients_equal_the_textbook_computation(phase, monkeypatch):
-    lr = HyGenLearner(maps=["5m_vs_6m"], refine_weighting="return")  # every random episode weighs in
+    lr = HyGenLearner(maps=["5m_vs_6m"], refinement=CloneByReturn())  # every random episode weighs in
     with torch.no_grad():  # a target network that differs from the online one
         for p in lr.target_q_net.parameters():
             p.add_(0.1 * torch.randn_like(p))

@@ -11,16 +11,19 @@ Phase "policy" (section 4.2, eqs. 4-6), hybrid batches (R_h offline, 1 - R_h onl
     L_c     = KL(q_hat(. | tau_i) || q(. | s, a, i))                                   (eq. 5)
     L_total = L_TD + alpha * L_c + eta * R_h * L_CQL  (+ decoder refinement)           (eq. 6)
 
+Each choice the paper leaves open is a gin-registered class bound on ``HyGenLearner``:
+``conservative`` (L_CQL: ``CQLLoss``, ``MixedCQLLoss``, ``ODISGapLoss``, ``NoConservativeLoss``),
+``consistency`` (L_c: ``KLConsistency``, the public code's ``ArgmaxConsistency``),
+``skill_labels`` (z_data of online samples: ``RelabelledSkills``, ``ExecutedSkills``),
+``refinement`` (``CloneWonEpisodes``, ``CloneByReturn``, ``CloneAllEpisodes``, ``NoRefinement``)
+and ``exploration`` (``hygen.learners.exploration``).
+
 Decoder refinement (the paper keeps training the decoder in phase 2, the public code does
-not): weighted behaviour cloning, -w_ep * log p(a_i | tau_i, z_data), with w_ep = 1 for won
-episodes and 0 otherwise (``refine_weighting="won"``, configs/hygen.gin) or
-clamp(return / 20, 0, 1) ("return"; 20 = SMAC's maximum scaled return) or 1 ("uniform").
+not): weighted behaviour cloning, -w_ep * log p(a_i | tau_i, z_data) (hygen.losses.refinement).
 The skill labels stay those of the frozen global encoder, so the decoder stays consistent
 with the skills the value network is trained on, while the weighting moves it toward what
 won -- and as R_h decays the batch is mostly online, so it adapts to the states the current
-high-level policy visits. Online actions are drawn from the decoder while exploring
-(``explore_actions="sample"``): with its argmax, cloning could only re-learn choices it
-already makes. ``refine_decoder=False`` (the no-refinement ablation) freezes the decoder.
+high-level policy visits.
 
 Each ``update`` is ONE Adam step whose gradient is the sum over maps of the per-map losses.
 """
@@ -47,11 +50,16 @@ from hygen.encoders.attention import pack_rows
 from hygen.encoders.decoder import returns_to_go
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
+from hygen.learners.exploration import EpsilonSkillsSampledActions, SkillExploration
+from hygen.learners.skill_labels import RelabelledSkills, SkillLabels
 from hygen.losses import (
+    CloneWonEpisodes,
     ConservativeLoss,
+    ConsistencyLoss,
     CQLLoss,
+    DecoderRefinement,
+    KLConsistency,
     alive_agents,
-    consistency_loss,
     masked_mean,
     td_loss,
     vae_loss,
@@ -61,11 +69,20 @@ from hygen.mixers.attention import AttentionMixer
 from hygen.mixers.base import ValueMixer
 
 PHASES = ("skill_discovery", "policy")
-REFINE_WEIGHTINGS = ("return", "won", "uniform")
-EXPLORE_ACTIONS = ("greedy", "sample", "epsilon")
-CQL_SAMPLES = REFINE_SAMPLES = ("all", "offline")
-ONLINE_SKILLS = ("relabelled", "executed")
-MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
+# Bindings that were strings before the variants became classes: each names what replaces it.
+REPLACED_BINDINGS = {
+    "explore_actions": "HyGenLearner.exploration = @EpsilonSkills() ('greedy'), @EpsilonSkillsSampledActions() "
+                       "('sample') or @EpsilonSkillsEpsilonSampledActions() ('epsilon'); the public code's rule "
+                       "is @EpsilonActions()",
+    "refine_weighting": "HyGenLearner.refinement = @CloneWonEpisodes() ('won'), @CloneByReturn() ('return') or "
+                        "@CloneAllEpisodes() ('uniform')",
+    "refine_decoder": "HyGenLearner.refinement = @NoRefinement() (False)",
+    "refine_weight": "the refinement rule's weight, e.g. CloneWonEpisodes.weight",
+    "refine_samples": "the refinement rule's offline_only, e.g. CloneWonEpisodes.offline_only = True ('offline')",
+    "cql_samples": "the conservative term's offline_only, e.g. CQLLoss.offline_only = True ('offline')",
+    "online_skills": "HyGenLearner.skill_labels = @RelabelledSkills() ('relabelled') or @ExecutedSkills() "
+                     "('executed')",
+}
 
 
 class HyGenConfigError(ValueError):
@@ -117,15 +134,22 @@ class EpisodeCache:
         self.ids[slots] = ids
 
 
-def _build(factory, what: str, owner: str = "HyGenLearner", **kwargs) -> nn.Module | ConservativeLoss:
+_COMPONENTS = (nn.Module, ConservativeLoss, ConsistencyLoss, DecoderRefinement, SkillExploration, SkillLabels)
+
+
+def _build(factory, what: str, owner: str = "HyGenLearner", **kwargs):
     """Gin passes a class (``@X``) or an instance (``@X()``); build the former with kwargs."""
-    if isinstance(factory, type):
-        return factory(**kwargs)
-    if isinstance(factory, (nn.Module, ConservativeLoss)):
+    if isinstance(factory, _COMPONENTS):
         return factory
     if callable(factory):
         return factory(**kwargs)
     raise HyGenConfigError(f"{owner}.{what}: expected a class or an instance, got {factory!r}")
+
+
+def _expect(obj, kind: type, what: str):
+    if not isinstance(obj, kind):
+        raise HyGenConfigError(f"HyGenLearner.{what}: expected a {kind.__name__} (class or instance), got {obj!r}")
+    return obj
 
 
 def _return_conditioned(decoder) -> bool:
@@ -177,10 +201,9 @@ def _shift_last_actions(onehot: Tensor) -> Tensor:
 
 
 class HyGenController:
-    """Decentralised execution: argmax_z Q_i(tau_i, z) (epsilon-greedy over skills when
-    exploring), then the decoder's greedy available action for that skill (drawn from
-    p(a | tau, z) instead while exploring, if ``explore_actions="sample"``). One forward
-    pass for all environments and agents.
+    """Decentralised execution: argmax_z Q_i(tau_i, z), then the decoder's greedy available
+    action for that skill; while exploring (epsilon > 0) the learner's ``exploration`` rule
+    changes skills and actions. One forward pass for all environments and agents.
 
     ``fixed_skill = k`` makes every agent play skill k at every step instead (a diagnostic:
     what each skill does alone, ``hygen evaluate --skills``); None is the learned policy.
@@ -210,21 +233,12 @@ class HyGenController:
         if self.fixed_skill is not None:
             skills = torch.full_like(skills, self.fixed_skill)
         elif epsilon > 0.0:
-            rnd = torch.randint(lr.num_skills, skills.shape, device=lr.device, generator=generator)
-            explore = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
-            skills = torch.where(explore, rnd, skills)
+            skills = lr.exploration.skills(skills, lr.num_skills, epsilon, generator)
         rtg = {"rtg": agent_state["return_to_go"][:, None]} if "return_to_go" in agent_state else {}  # BC-r
         logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
                                              agent_state["dec_hidden"], **rtg)
         logits = logits[:, 0].masked_fill(~avail, float("-inf"))
-        actions = logits.argmax(-1)
-        if epsilon > 0.0 and lr.explore_actions != "greedy":  # exploring: actions drawn from p(a | tau, z)
-            sampled = torch.multinomial(logits.softmax(-1).flatten(0, 1), 1, generator=generator).view(skills.shape)
-            if lr.explore_actions == "sample":
-                actions = sampled
-            else:  # "epsilon": each agent samples with probability epsilon, else the argmax (the test policy)
-                draw = torch.rand(skills.shape, device=lr.device, generator=generator) < epsilon
-                actions = torch.where(draw, sampled, actions)
+        actions = lr.exploration.actions(logits, avail, epsilon, generator) if epsilon > 0.0 else logits.argmax(-1)
         return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
                          "last_action": F.one_hot(actions, avail.shape[-1]).float(),
                          **{k: agent_state[k] for k in ("return_to_go",) if k in agent_state}}
@@ -248,41 +262,30 @@ class HyGenLearner:
         num_skills: |Z| (paper: 4 = number of attention heads of the global encoder).
         trajectory_encoder / observation_encoder / action_decoder / mixer: classes (built
             with ``num_skills``) or instances; defaults are the attention versions.
-        conservative: ``ConservativeLoss`` (class or instance): CQLLoss (paper), ODISGapLoss,
-            NoConservativeLoss; its ``weight``/``mode`` give eta and dynamic/fixed scaling.
+        conservative: ``ConservativeLoss`` (class or instance): L_CQL of eq. 6 and its weight
+            (``CQLLoss``: per agent, the paper's; ``MixedCQLLoss``: on Q_tot over sampled joint
+            skills; ``ODISGapLoss``; ``NoConservativeLoss``).
+        consistency: ``ConsistencyLoss``: L_c of eq. 5 (``KLConsistency``, the paper's;
+            ``ArgmaxConsistency``, the public code's cross-entropy against the global argmax).
+        skill_labels: ``SkillLabels``: z_data of online samples (``RelabelledSkills``, the
+            public code's; ``ExecutedSkills``).
+        refinement: ``DecoderRefinement``: phase-2 decoder refinement (``CloneWonEpisodes``,
+            ``CloneByReturn``, ``CloneAllEpisodes``; ``NoRefinement`` freezes the decoder).
+        exploration: ``SkillExploration``: how online episodes explore
+            (``hygen.learners.exploration``); evaluation is always greedy.
         alpha: consistency weight (eq. 6, 5.0); beta: KL-to-uniform weight (eq. 2, 0.001).
         gamma, lr, grad_norm_clip: 0.99, 5e-4 (Adam), 10.
         double_q: next skills chosen by the live network, valued by the target one
             (eq. 4 as printed uses the target max: False).
-        cql_samples: what L_CQL averages over: "all" agent-steps of the hybrid batch, or
-            "offline" ones only (online samples are the current policy's own skills: pushing
-            their values up makes the greedy policy keep whatever it already does).
-        refine_samples: which episodes refinement clones: "all" of the hybrid batch (weighted by
-            ``refine_weighting``), or "offline" ones only (online episodes then train the values
-            but not the decoder; docs/results.md: cloning the won online source-map episodes
-            fits the decoder to the source maps and costs zero-shot transfer).
-        online_skills: the skill z of an online sample in eq. 4, L_CQL and refinement:
-            "relabelled" (argmax of the frozen global encoder on (s_t, a_t), as for offline
-            samples; the public code) or "executed" (the skill the agent chose, recorded by
-            the runner). Relabelling values a skill as "the kind of action taken"; executed
-            skills value it as what the decoder does when the skill is chosen -- what the
-            greedy policy will get (e.g. "attack" chosen before any enemy is in range moves,
-            and relabelling credits the move skill with it).
         td_lambda: 0 is eq. 4's one-step target; > 0 the TD(lambda) return over each
             episode (not in the paper; propagates reward faster in short protocols).
-        refine_decoder: train the decoder in phase 2 (False = no-refinement ablation).
-        refine_weighting: "return" (w = return/20), "won" (won episodes only), "uniform".
-        refine_weight: factor on the refinement loss.
-        explore_actions: how online episodes pick actions while exploring (epsilon > 0):
-            "greedy" (the decoder's argmax; exploration only over skills, as the public code)
-            or "sample" (drawn from p(a | tau, z)) or "epsilon" (drawn with probability epsilon
-            per agent and step, the argmax otherwise). Refinement can only improve a skill
-            with actions the decoder did not already take, so it needs "sample".
-            Evaluation is always greedy.
         frozen_skill_cache: episodes per map and store (offline, online) whose phase-2
             q(z | s, a, i) is kept, so the frozen global encoder runs once per stored
             episode rather than once per sample; 0 recomputes it every time. Make it at
             least the replay buffer size (Trainer.buffer_size).
+
+    The string bindings these classes replaced (``explore_actions``, ``refine_weighting``, ...)
+    fail with a message naming the class to bind instead (``REPLACED_BINDINGS``).
     """
 
     def __init__(self, maps: str | Sequence[str] = (), device: str | torch.device = "cpu", num_skills: int = 4,
@@ -291,36 +294,25 @@ class HyGenLearner:
                  action_decoder: Callable[..., ActionDecoder] = AttentionActionDecoder,
                  mixer: Callable[..., ValueMixer] = AttentionMixer,
                  conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
+                 consistency: Callable[..., ConsistencyLoss] | ConsistencyLoss = KLConsistency,
+                 skill_labels: Callable[..., SkillLabels] | SkillLabels = RelabelledSkills,
+                 refinement: Callable[..., DecoderRefinement] | DecoderRefinement = CloneWonEpisodes,
+                 exploration: Callable[..., SkillExploration] | SkillExploration = EpsilonSkillsSampledActions,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
-                 cql_samples: str = "all", online_skills: str = "relabelled", refine_decoder: bool = True,
-                 refine_weighting: str = "won", refine_weight: float = 1.0, explore_actions: str = "sample",
-                 refine_samples: str = "all", frozen_skill_cache: int = 2000):
+                 frozen_skill_cache: int = 2000, **replaced):
+        for name, value in replaced.items():  # **replaced only catches the old string bindings
+            hint = REPLACED_BINDINGS.get(name)
+            raise HyGenConfigError(f"HyGenLearner.{name} = {value!r} is no longer a binding; use {hint}" if hint
+                                   else f"HyGenLearner got an unknown argument {name!r}")
         self.maps = [maps] if isinstance(maps, str) else list(maps)
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones
         if num_skills < 1:
             raise HyGenConfigError(f"HyGenLearner.num_skills must be >= 1, got {num_skills}")
-        if refine_weighting not in REFINE_WEIGHTINGS:
-            raise HyGenConfigError(f"HyGenLearner.refine_weighting must be one of {REFINE_WEIGHTINGS}, "
-                                   f"got {refine_weighting!r}")
-        if explore_actions not in EXPLORE_ACTIONS:
-            raise HyGenConfigError(f"HyGenLearner.explore_actions must be one of {EXPLORE_ACTIONS}, "
-                                   f"got {explore_actions!r}")
-        if cql_samples not in CQL_SAMPLES:
-            raise HyGenConfigError(f"HyGenLearner.cql_samples must be one of {CQL_SAMPLES}, got {cql_samples!r}")
-        self.cql_samples = cql_samples
-        if refine_samples not in REFINE_SAMPLES:
-            raise HyGenConfigError(f"HyGenLearner.refine_samples must be one of {REFINE_SAMPLES}, "
-                                   f"got {refine_samples!r}")
-        self.refine_samples = refine_samples
-        if online_skills not in ONLINE_SKILLS:
-            raise HyGenConfigError(f"HyGenLearner.online_skills must be one of {ONLINE_SKILLS}, "
-                                   f"got {online_skills!r}")
-        self.online_skills = online_skills
         if not 0.0 <= td_lambda <= 1.0:
             raise HyGenConfigError(f"HyGenLearner.td_lambda must be in [0, 1], got {td_lambda}")
-        self.explore_actions, self.td_lambda = explore_actions, td_lambda
+        self.td_lambda = td_lambda
         if frozen_skill_cache < 0:
             raise HyGenConfigError(f"HyGenLearner.frozen_skill_cache must be >= 0, got {frozen_skill_cache}")
         self.frozen_skill_cache = int(frozen_skill_cache)
@@ -331,17 +323,20 @@ class HyGenLearner:
         self.q_net = _build(observation_encoder, "observation_encoder", num_skills=num_skills).to(self.device)
         self.decoder = _build(action_decoder, "action_decoder", num_skills=num_skills).to(self.device)
         self.mixer = _build(mixer, "mixer").to(self.device)
-        self.conservative = _build(conservative, "conservative")
         for name, mod in (("trajectory_encoder", self.global_encoder), ("observation_encoder", self.q_net),
                           ("action_decoder", self.decoder)):
             if mod.num_skills != num_skills:
                 raise HyGenConfigError(f"HyGenLearner.{name} has {mod.num_skills} skills, "
                                        f"HyGenLearner.num_skills is {num_skills}")
+        self.conservative = _expect(_build(conservative, "conservative"), ConservativeLoss, "conservative")
+        self.consistency = _expect(_build(consistency, "consistency"), ConsistencyLoss, "consistency")
+        self.skill_labels = _expect(_build(skill_labels, "skill_labels"), SkillLabels, "skill_labels")
+        self.refinement = _expect(_build(refinement, "refinement"), DecoderRefinement, "refinement")
+        self.exploration = _expect(_build(exploration, "exploration"), SkillExploration, "exploration")
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.grad_norm_clip, self.double_q = grad_norm_clip, double_q
-        self.refine_decoder, self.refine_weighting, self.refine_weight = refine_decoder, refine_weighting, refine_weight
         # One Adam over everything; in each phase only the trained modules receive gradients.
         self.params = [p for mod in (self.global_encoder, self.q_net, self.decoder, self.mixer)
                        for p in mod.parameters()]
@@ -429,41 +424,35 @@ class HyGenLearner:
         return loss, stats
 
     def _policy_loss(self, b, ratio: float) -> tuple[Tensor, dict[str, Tensor]]:
-        """Eq. 6 (+ refinement) on one map's hybrid batch."""
-        m = b.map_name
-        mask = b.mask
-        onehot = b.actions_onehot
-        last = _shift_last_actions(onehot)
+        """Eq. 6 (+ refinement) on one map's hybrid batch: the terms in the paper's order."""
+        m, mask = b.map_name, b.mask
+        last = _shift_last_actions(b.actions_onehot)
         actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
         agent_mask = alive_agents(avail, mask)
-        reward, terminated = b.reward[:, :-1], b.terminated[:, :-1]
         steps = mask[..., 0] > 0  # [B, T] transitions
         rows = b.filled[..., 0] > 0  # [B, T+1] rows with data (steps + the final observation)
 
-        with torch.no_grad():  # frozen global encoder gives the data skill and q(z|s,a,i)
-            global_logits = self._frozen_skill_logits(b, onehot, steps)
-            data_skills = self._data_skills(b, global_logits.argmax(-1))  # [B, T, n]
-
+        with torch.no_grad():  # the frozen global encoder: q(z | s, a, i) and the data skill z_data
+            global_logits = self._frozen_skill_logits(b, b.actions_onehot, steps)
+            z_data = self._data_skills(b, global_logits.argmax(-1))  # [B, T, n]
         # entity tokens of the rows with data only, [N_rows, n, E, F], shared by the three local networks
         tokens = obs_entities(pack_rows(b.obs, rows), m, pack_rows(last, rows))
         qs, local_logits, _ = self.q_net(b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, K]
-        with torch.no_grad():  # eq. 4 target: per-agent argmax over next skills, target networks
-            target_qs, _, _ = self.target_q_net(b.obs, last, m, valid=rows, tokens=tokens)
-            next_q = target_qs[:, 1:]
-            choose = qs[:, 1:] if self.double_q else next_q
-            next_max = next_q.gather(-1, choose.argmax(-1, keepdim=True)).squeeze(-1)
-            target_next = self.target_mixer(next_max, b.state[:, 1:], m, rows[:, 1:])
 
+        # eq. 4: L_TD = (r + gamma Mix^-(max_z' Q_i^-(tau', z')) - Mix(Q_i(tau, z_data)))^2
         cond = self.mixer.condition(b.state[:, :-1], m, steps)
-        chosen = qs[:, :-1].gather(-1, data_skills.unsqueeze(-1)).squeeze(-1)  # Q_i(tau_i, z_data)
+        chosen = qs[:, :-1].gather(-1, z_data.unsqueeze(-1)).squeeze(-1)  # Q_i(tau_i, z_data)
         q_tot = self.mixer.mix(chosen, cond)
-        l_td, td = td_loss(q_tot, target_next, reward, terminated, mask, self.gamma, self.td_lambda)  # eq. 4
-        l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)  # eq. 5
+        target_next = self._target_next_q_tot(b, qs, last, tokens, rows)
+        l_td, td = td_loss(q_tot, target_next, b.reward[:, :-1], b.terminated[:, :-1], mask, self.gamma,
+                           self.td_lambda)
+        # eq. 5: L_c, the local skill predictor toward the frozen global encoder
+        l_c = self.consistency(local_logits[:, :-1], global_logits, agent_mask)
+        # eq. 6: L_CQL, weighted eta * R_h (or as the conservative term's mode says)
         offline = (torch.arange(len(b), device=mask.device) < b.n_offline)[:, None, None].to(mask.dtype)
-        cql_mask, cql_agent_mask = mask, agent_mask
-        if self.cql_samples == "offline":  # L_CQL over the offline episodes only (none: 0)
-            cql_mask, cql_agent_mask = mask * offline, agent_mask * offline
-        l_cql = self.conservative(qs[:, :-1], data_skills, lambda q: self.mixer.mix(q, cond), cql_mask, cql_agent_mask)
+        keep = offline if self.conservative.offline_only else torch.ones_like(offline)
+        l_cql = self.conservative(qs[:, :-1], z_data, lambda q: self.mixer.mix(q, cond), mask * keep,
+                                  agent_mask * keep)
         cql_coef = self.conservative.coefficient(ratio)
         loss = l_td + self.alpha * l_c + cql_coef * l_cql  # eq. 6
 
@@ -471,21 +460,33 @@ class HyGenLearner:
                  "cql_coef": torch.tensor(cql_coef),
                  "td_error_abs": td.abs().sum() / mask.sum().clamp_min(1.0),
                  "q_taken_mean": masked_mean(chosen.detach(), agent_mask),
+                 "q_tot_mean": masked_mean(q_tot.detach(), mask),
                  "local_skill_agreement": masked_mean(
                      (local_logits[:, :-1].argmax(-1) == global_logits.argmax(-1)).float(), agent_mask)}
-        if self.refine_decoder:
+        if self.refinement.trains_decoder:  # decoder refinement: weighted -log p(a_i | tau_i, z_data)
             # the decoder runs on the same rows as the value networks (its GRU is causal, so rows
             # :-1 are exactly the T-step pass) and only at the data skill (the one the loss reads)
-            at_rows = torch.cat([data_skills, data_skills[:, -1:]], 1)  # skill of the final row: unused
+            at_rows = torch.cat([z_data, z_data[:, -1:]], 1)  # skill of the final row: unused
             dec_logits, _ = self.decoder.logits_at(b.obs, last, m, at_rows, valid=rows, tokens=tokens)
-            w = agent_mask * self._episode_weights(b)[:, None, None]
-            if self.refine_samples == "offline":
-                w = w * offline
-            l_ref = weighted_nll_at(dec_logits[:, :-1], actions, avail, w)
-            loss = loss + self.refine_weight * l_ref
+            l_ref = weighted_nll_at(dec_logits[:, :-1], actions, avail, self.refinement.sample_weights(b, agent_mask))
+            loss = loss + self.refinement.weight * l_ref
             stats["refine_nll"] = l_ref.detach()
         stats["loss"] = loss.detach()
         return loss, stats
+
+    @torch.no_grad()
+    def _target_next_q_tot(self, b, qs: Tensor, last: Tensor, tokens: Tensor, rows: Tensor) -> Tensor:
+        """Mix^-(max_z' Q_i^-(tau_{t+1}, z')) [B, T, 1]: per-agent argmax over next skills (of the
+        live network with ``double_q``), valued by the target networks."""
+        target_qs, _, _ = self.target_q_net(b.obs, last, b.map_name, valid=rows, tokens=tokens)
+        next_q = target_qs[:, 1:]
+        choose = qs[:, 1:] if self.double_q else next_q
+        next_max = next_q.gather(-1, choose.argmax(-1, keepdim=True)).squeeze(-1)
+        return self.target_mixer(next_max, b.state[:, 1:], b.map_name, rows[:, 1:])
+
+    def _data_skills(self, b, relabelled: Tensor) -> Tensor:
+        """z_data [B, T, n] of eq. 4, L_CQL and refinement, by the ``skill_labels`` rule."""
+        return self.skill_labels(relabelled, None if b.skills is None else b.skills[:, :-1, :, 0])
 
     # ----- diagnostics (hygen.diagnostics) ----------------------------------------------
     @torch.no_grad()
@@ -503,14 +504,6 @@ class HyGenLearner:
         qs, _, _ = self.q_net(b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)
         chosen = qs[:, :-1].gather(-1, skills.unsqueeze(-1)).squeeze(-1)
         return self.mixer(chosen, b.state[:, :-1], b.map_name, steps)
-
-    def _data_skills(self, b, relabelled: Tensor) -> Tensor:
-        """The skill z of each sample in eq. 4 / L_CQL / refinement: the relabelled one, or
-        with ``online_skills="executed"`` the executed one where the runner recorded it."""
-        if self.online_skills == "executed" and b.skills is not None:
-            executed = b.skills[:, :-1, :, 0]
-            return torch.where(executed >= 0, executed, relabelled)
-        return relabelled
 
     def _frozen_skill_logits(self, b, onehot: Tensor, steps: Tensor) -> Tensor:
         """q(z | s_t, a_t, i) logits [B, T, n, K] of the frozen global encoder, from the cache
@@ -538,11 +531,3 @@ class HyGenLearner:
             if len(part):
                 out[part] = cache.get(ids[part], T)
         return out
-
-    def _episode_weights(self, b) -> Tensor:
-        """[B] refinement weight per episode."""
-        if self.refine_weighting == "uniform":
-            return torch.ones(len(b), device=self.device)
-        if self.refine_weighting == "won":
-            return b.battle_won.float()
-        return (b.returns / MAX_RETURN).clamp(0.0, 1.0)

@@ -19,12 +19,17 @@ WEIGHT_MODES = ("dynamic", "fixed", "zero")
 
 
 class ConservativeLoss(ABC):
-    """Penalty pushing skill values down on skills the data did not choose."""
+    """Penalty pushing skill values down on skills the data did not choose.
 
-    def __init__(self, weight: float = 5.0, mode: str = "dynamic"):
+    ``offline_only``: average over the batch's offline episodes only (0 for an all-online
+    batch); online samples are the current policy's own skills, and pushing their values up
+    makes the greedy policy keep whatever it already does.
+    """
+
+    def __init__(self, weight: float = 5.0, mode: str = "dynamic", offline_only: bool = False):
         if mode not in WEIGHT_MODES:
             raise ValueError(f"{type(self).__name__}.mode must be one of {WEIGHT_MODES}, got {mode!r}")
-        self.weight, self.mode = float(weight), mode
+        self.weight, self.mode, self.offline_only = float(weight), mode, bool(offline_only)
 
     def coefficient(self, ratio: float) -> float:
         """The factor in front of L_CQL in eq. 6, given the hybrid ratio R_h."""
@@ -71,21 +76,22 @@ class MixedCQLLoss(ConservativeLoss):
 
     masked mean over steps. The joint skill space has K^n members, so the logsumexp is taken
     over the greedy joint skill (each agent's argmax: the largest Q_tot, the mixer being
-    monotonic) and ``samples`` joint skills drawn uniformly; the data joint skill is pushed up.
+    monotonic) and ``joint_samples`` joint skills drawn uniformly; the data joint skill is pushed up.
     Unlike ``CQLLoss`` the term acts on Q_tot, so the mixer is trained by it and Q_tot of
     unseen joint skills is bounded; unlike ``ODISGapLoss`` (greedy minus data) it also
     lowers non-greedy joint skills. The draws use torch's global RNG (seeded, checkpointed).
     """
 
-    def __init__(self, weight: float = 5.0, mode: str = "dynamic", samples: int = 8):
-        super().__init__(weight, mode)
-        if samples < 0:
-            raise ValueError(f"MixedCQLLoss.samples must be >= 0, got {samples}")
-        self.samples = int(samples)
+    def __init__(self, weight: float = 5.0, mode: str = "dynamic", offline_only: bool = False,
+                 joint_samples: int = 8):
+        super().__init__(weight, mode, offline_only)
+        if joint_samples < 0:
+            raise ValueError(f"MixedCQLLoss.joint_samples must be >= 0, got {joint_samples}")
+        self.joint_samples = int(joint_samples)
 
     def __call__(self, agent_qs, data_skills, mix, mask, agent_mask):
         K = agent_qs.shape[-1]
-        drawn = torch.randint(K, (self.samples, *data_skills.shape), device=agent_qs.device)
+        drawn = torch.randint(K, (self.joint_samples, *data_skills.shape), device=agent_qs.device)
         joint_qs = [agent_qs.max(-1).values] + [agent_qs.gather(-1, z.unsqueeze(-1)).squeeze(-1) for z in drawn]
         q_tots = torch.cat([mix(q) for q in joint_qs], -1)  # [B, T, 1 + samples]
         data_q = mix(agent_qs.gather(-1, data_skills.unsqueeze(-1)).squeeze(-1))
@@ -96,8 +102,8 @@ class MixedCQLLoss(ConservativeLoss):
 class NoConservativeLoss(ConservativeLoss):
     """No conservative term (the no-CQL ablation)."""
 
-    def __init__(self, weight: float = 0.0, mode: str = "zero"):
-        super().__init__(weight, mode)
+    def __init__(self, weight: float = 0.0, mode: str = "zero", offline_only: bool = False):
+        super().__init__(weight, mode, offline_only)
 
     def coefficient(self, ratio: float) -> float:
         return 0.0
