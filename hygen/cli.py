@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
         set_threads(args.threads)  # (None: hygen's default; a bound Trainer.num_threads may still change it)
     from hygen.config import GinConfigError
+    from hygen.envs.sc2 import SC2NotAvailableError
     from hygen.rundir import CheckpointError
 
     try:
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         msg, configurables = _without_gin_context(str(e).strip("'\"") if isinstance(e, KeyError) else str(e))
-        if isinstance(e, (GinConfigError, CheckpointError, FileNotFoundError, KeyError, ValueError)):
+        if isinstance(e, (GinConfigError, CheckpointError, SC2NotAvailableError, FileNotFoundError, KeyError,
+                          ValueError)):
             chain = [c for c in configurables if c != "Trainer"]  # innermost first
             if chain and not all(c in msg for c in chain):
                 msg += f" (while building {' in '.join(chain)})"

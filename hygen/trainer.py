@@ -91,7 +91,7 @@ class Trainer:
                  log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
                  offline_episodes: int | None = 2000, num_threads: int | None = None,
                  stop_win_rate: float | None = None, callbacks=(), diagnostics=None):
-        from hygen.envs import get_map
+        from hygen.envs import check_backend, get_map
         from hygen.rundir import RunDir
         from hygen.utils import keep_freed_memory, resolve_device, set_threads, threads_were_set
 
@@ -115,6 +115,7 @@ class Trainer:
                     get_map(m)
                 except KeyError as e:  # UnknownNameError: lists the known maps
                     raise TrainerError(f"{binding}: {e}") from None
+        check_backend(self.source_maps + self.eval_maps)  # environment.backend = @SC2Env without SC2: say so now
         self.phases = list(phases) if phases else [Phase("online", 10_000, None, True)]
         for p in self.phases:
             _count(f"Phase {p.name!r}: steps", p.steps, minimum=0)

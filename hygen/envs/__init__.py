@@ -2,30 +2,58 @@
 
 from __future__ import annotations
 
+import gin
 import torch
 
 from hygen.envs.maps import MAPS, TASK_SETS, MapSpec, TaskSet, UnknownNameError, get_map, task_set
+from hygen.envs.sc2 import SC2Env, SC2NotAvailableError, check_sc2  # imports SMAC only to build an env
 from hygen.envs.sim import InvalidActionError, SimEnv, StepOutput
 
 BACKENDS = ("sim", "sc2")
 
+# Backends as gin-registered classes: `environment.backend = @SC2Env` (or @SimEnv, the default).
+# The registered names wrap the classes without changing them (gin.external_configurable).
+gin.external_configurable(SimEnv, "SimEnv")
+gin.external_configurable(SC2Env, "SC2Env")
+
+
+@gin.configurable("environment")
+def bound_backend(backend=None):
+    """The environment backend every runner builds (train, evaluate, collect, render):
+    bind ``environment.backend = @SC2Env`` for real StarCraft II; unbound, the built-in simulator."""
+    return backend
+
+
+def _backend_class(backend):
+    if backend is None or backend == "sim":
+        return SimEnv
+    if backend == "sc2":
+        return SC2Env
+    if isinstance(backend, type):
+        return backend
+    raise ValueError(f"unknown env backend {backend!r}; expected one of {BACKENDS}, or a class such as "
+                     "SimEnv / SC2Env (gin: environment.backend = @SC2Env)")
+
 
 def make(map_name: str, num_envs: int = 1, seed: int = 0, device: str | torch.device = "cpu",
-         backend: str = "sim", **kwargs):
+         backend=None, **kwargs):
     """A batched SMAC-compatible environment.
 
-    ``backend="sim"`` (default) is the built-in simulator (:class:`SimEnv`);
-    ``backend="sc2"`` wraps ``num_envs`` real ``smac`` StarCraft2Env instances
-    (:class:`hygen.envs.sc2.SC2Env`; needs SMAC and StarCraft II installed).
+    ``backend``: "sim" or :class:`SimEnv`, the built-in simulator; "sc2" or :class:`SC2Env`,
+    ``num_envs`` real ``smac`` StarCraft2Env instances (needs SMAC and StarCraft II installed);
+    None (default): the gin binding ``environment.backend``, else the simulator.
     Extra keyword arguments go to the backend's constructor.
     """
-    if backend == "sim":
-        return SimEnv(map_name, num_envs=num_envs, seed=seed, device=device, **kwargs)
-    if backend == "sc2":
-        from hygen.envs.sc2 import SC2Env
+    cls = _backend_class(bound_backend() if backend is None else backend)
+    return cls(map_name, num_envs=num_envs, seed=seed, device=device, **kwargs)
 
-        return SC2Env(map_name, num_envs=num_envs, seed=seed, device=device, **kwargs)
-    raise ValueError(f"unknown env backend {backend!r}; expected one of {BACKENDS}")
+
+def check_backend(maps) -> None:
+    """Fail now, with what to install, when the bound backend cannot run ``maps`` (SC2 missing),
+    rather than at the first evaluation."""
+    if issubclass(_backend_class(bound_backend()), SC2Env):
+        for m in maps:
+            check_sc2(m)
 
 
 __all__ = [
@@ -34,10 +62,14 @@ __all__ = [
     "TASK_SETS",
     "InvalidActionError",
     "MapSpec",
+    "SC2Env",
+    "SC2NotAvailableError",
     "SimEnv",
     "StepOutput",
     "TaskSet",
     "UnknownNameError",
+    "bound_backend",
+    "check_backend",
     "get_map",
     "make",
     "task_set",
