@@ -156,7 +156,6 @@ class SimEnv:
         self.not_foe = torch.where(hostile, 0.0, _BIG)
         # attack-move acquires foes within weapon range, but at least ACQUIRE_RANGE (melee units)
         self.acquire_extra = (ACQUIRE_RANGE - col("weapon_range")).clamp(min=0.0)
-        self.acquire2 = (self.reach + self.acquire_extra[:, None]) ** 2  # [i, j] squared, centre to centre
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
         self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
         # damage of one attack of i on j: hits x (damage + armored bonus)
@@ -167,6 +166,9 @@ class SimEnv:
         self.speed = col("speed")
         self.max_stride = self.speed * dt
         self.cd_base = col("cooldown") + COOLDOWN_JITTER[0] - dt
+        # reaction delay before a shot: only units commanded through SMAC's actions have one
+        commanded = ~self.is_enemy & (not self.ally_ai)
+        self.delay_max = FIRE_DELAY_MAX * commanded.float()
         g = self.geometry
         if any(v != int(v) for v in g.pathable):
             raise ValueError(f"pathable box must have integer edges, got {g.pathable}")
@@ -428,7 +430,7 @@ class SimEnv:
         tgt, order, ids = self.target, self.order, self.unit_ids
         tgt_gap, near_gap = gap.gather(2, torch.stack([tgt, nearest], 2)).unbind(2)
         is_am, is_move = order == ORDER_ATTACK_MOVE, order == ORDER_MOVE
-        is_ai = is_am | (order == ORDER_ENGAGED)
+        is_ai = order >= ORDER_ATTACK_MOVE  # attack-move or engaged
         # built-in AI. Attack-move walks its line and takes the nearest foe once it is within
         # weapon range (SC2: the front enemies of the real data walk straight until they stop
         # at weapon range). Engaged: stay on the target while it is in range, else take the
@@ -441,25 +443,29 @@ class SimEnv:
         attacking = (order == ORDER_ATTACK) & live.gather(1, tgt)
         cur = torch.where(is_ai, am_tgt, torch.where(attacking, tgt, torch.where(is_move, ids, idle_tgt)))
         torch.where(is_ai, am_tgt, tgt, out=tgt)
-        order.masked_fill_(is_am & (am_tgt != ids), ORDER_ENGAGED)
         cur_gap = gap.gather(2, cur[..., None]).squeeze(-1)
         cur_in_range = cur_gap <= 0  # false for "no target" (own id) and dead units
 
         # --- movement -------------------------------------------------------------------
         has_cur = (cur != ids) & live
+        order.masked_fill_(is_am & has_cur, ORDER_ENGAGED)  # an attack-move found its first target
         chase = has_cur & ~cur_in_range
         moving = chase | (~has_cur & live & (is_move | is_am))
         cur_xy = xy.gather(2, cur[:, None, :].expand(-1, 2, -1))
         vec = torch.where(chase[:, None], cur_xy, self._goal) - xy
         length = torch.hypot(vec[:, 0], vec[:, 1]).clamp_(min=1e-6)
         # a chasing unit stops as soon as its weapon reaches the target; an attack-move walker
-        # where its line first brings a (standing) foe within acquisition range: SC2 looks for
-        # targets every game loop, a whole chunk of walking would overshoot by up to dt loops
-        along = (rel * (vec / length[:, None])[:, :, :, None]).sum(1)  # [E, i, j]
-        miss2 = foe_d * foe_d - along * along  # squared distance of j from i's line
-        enter = along - (self.acquire2 - miss2).clamp_(min=0).sqrt_()
-        enter = torch.where((miss2 < self.acquire2) & (along > 0), enter, _BIG).amin(2)
-        remaining = torch.where(chase, cur_gap + 1e-3, torch.where(is_am, torch.minimum(length, enter + 1e-3), length))
+        # where its line first brings its nearest foe (taken as standing) within acquisition
+        # range: SC2 looks for targets every game loop, a whole chunk would overshoot by up to dt
+        # (the line through i along vec enters the circle of radius R = d - near_gap + acquire_extra
+        # around the nearest foe, d away, after along - sqrt(R^2 - d^2 + along^2); NaN if it misses
+        # or the foe is behind (along clamped to 0 while i is outside the circle), which fmin skips)
+        near_rel = rel.gather(3, nearest[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # [E, 2, i]
+        along = (near_rel * vec).sum(1).div_(length).clamp_(min=0)
+        r_minus_d = self.acquire_extra - near_gap
+        h2 = torch.addcmul(along * along, r_minus_d, torch.add(r_minus_d, nearest_d, alpha=2.0))
+        enter = torch.where(is_am, along - h2.sqrt_(), _BIG)
+        remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         xy.addcmul_(vec, (stride / length)[:, None])
         xy.clamp_(self.xy_lo, self.xy_hi)
@@ -489,7 +495,7 @@ class SimEnv:
         torch.where(fire, fired_cd, self.cooldown - dt, out=self.cooldown)
         # the reaction delay is what SMAC's re-issued commands cost: the built-in AI's units
         # fire on their weapon period rounded up to whole loops (docs/simulator.md)
-        torch.where(fire, noise[1].mul_(FIRE_DELAY_MAX * ~is_ai), self.delay, out=self.delay)
+        torch.where(fire, noise[1].mul_(self.delay_max), self.delay, out=self.delay)
 
         # --- shields regenerate after a quiet spell ---------------------------------------
         if self.has_shields:
