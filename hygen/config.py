@@ -30,6 +30,7 @@ COMPONENT_MODULES = (
     "hygen.runner",
     "hygen.trainer",
     "hygen.diagnostics",
+    "hygen.loggers",
 )
 
 

@@ -161,10 +161,10 @@ class RunDir:
     # -- TensorBoard ----------------------------------------------------------------
     @property
     def writer(self):
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
+        if self._writer is None:  # TensorBoard, scalars.csv and the loggers bound in gin (hygen.loggers)
+            from hygen.loggers import ScalarLogs
 
-            self._writer = SummaryWriter(log_dir=str(self.path), purge_step=self.purge_step)
+            self._writer = ScalarLogs(self.path, purge_step=self.purge_step)
         return self._writer
 
     def log_scalars(self, scalars: dict[str, float], step: int, prefix: str = "") -> None:
