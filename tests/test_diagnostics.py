@@ -112,3 +112,36 @@ def test_forced_skill_histograms_match_the_decoder():
     assert hists[1] == hists[2] == hists[3]
     assert out["distinct_forced_play"] == 2.0 and out["skills_used"] >= 1.0
     assert learner.controller().fixed_skill is None
+
+
+def _hygen():
+    from test_hygen_learning import small_learner
+
+    return small_learner(maps=["3m"])
+
+
+def _updet():
+    from test_baselines import value_learner
+
+    return value_learner()
+
+
+def _hissd():
+    from test_hissd import small_learner
+
+    return small_learner(maps=["3m"])
+
+
+@pytest.mark.parametrize("make,loss", [(_hygen, lambda L, b: L._policy_loss(b, 0.5)),
+                                       (_updet, lambda L, b: L._loss(b, 0.5)),
+                                       (_hissd, lambda L, b: L._map_loss(b))])
+def test_value_estimates_are_the_q_tot_the_loss_trains(make, loss):
+    """value_estimates gives the Q_tot at the data skills / actions that the TD term fits."""
+    learner = make()
+    b = random_episodes("3m", 4, lengths=[5, 9, 3, 7], seed=0)
+    b.n_offline = 4
+    q_tot = learner.value_estimates(b)
+    stats = loss(learner, b.trim())[1]
+    assert q_tot.shape == (4, 9, 1)
+    mask = b.trim().mask
+    assert float((q_tot * mask).sum() / mask.sum()) == pytest.approx(float(stats["q_tot_mean"]), rel=1e-5)

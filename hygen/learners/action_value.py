@@ -153,6 +153,15 @@ class ActionValueLearner:
             module.load_state_dict(sd[name])
         self.optimizer.load_state_dict(sd["optimizer"])
 
+    @torch.no_grad()
+    def value_estimates(self, b) -> Tensor:
+        """Q_tot(s_t, a_data) [B, T, 1] of a batch (hygen.diagnostics: does it track the return?)."""
+        b = b.trim().to(self.device)
+        rows = b.filled[..., 0] > 0
+        qs, _ = action_values(self.q_net, b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)
+        chosen = qs[:, :-1].gather(-1, b.actions[:, :-1]).squeeze(-1)
+        return self.mixer(chosen, b.state[:, :-1], b.map_name, b.mask[..., 0] > 0)
+
     # ----- loss --------------------------------------------------------------------------
     def _loss(self, b, ratio: float) -> tuple[Tensor, dict[str, Tensor]]:
         """L_TD + eta * L_CQL on one map's batch (module docstring)."""
@@ -190,5 +199,6 @@ class ActionValueLearner:
                  "cql_coef": torch.tensor(cql_coef),
                  "td_error_abs": td.abs().sum() / mask.sum().clamp_min(1.0),
                  "q_taken_mean": masked_mean(chosen.detach(), agent_mask),
+                 "q_tot_mean": masked_mean(q_tot.detach(), mask),
                  "action_acc": masked_mean((greedy == actions).float(), agent_mask)}  # greedy = data action
         return loss, stats

@@ -393,6 +393,15 @@ class HiSSDLearner:
             module.load_state_dict(sd[name])
         self.optimizer.load_state_dict(sd["optimizer"])
 
+    @torch.no_grad()
+    def value_estimates(self, b) -> Tensor:
+        """Q_tot(s_t, a_data) [B, T, 1] of a batch (hygen.diagnostics: does it track the return?)."""
+        b = b.trim().to(self.device)
+        rows = b.filled[..., 0] > 0
+        q_all = self.q_net(b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)[0][:, :-1, :, 0]
+        q_taken = q_all.gather(-1, b.actions[:, :-1]).squeeze(-1)
+        return self.q_mixer(q_taken, b.state[:, :-1], b.map_name, b.mask[..., 0] > 0)
+
     # ----- losses ----------------------------------------------------------------------
     def _map_loss(self, b) -> tuple[Tensor, dict[str, Tensor], Tensor]:
         """L_Q + L_V + fwd_weight * L_fwd + L_pi on one map's batch, and the task skills drawn for L_nce."""
