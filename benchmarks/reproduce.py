@@ -2,21 +2,24 @@
 
     python benchmarks/reproduce.py --scale cpu              # reduced protocol, ~2 h on 2 cores
     python benchmarks/reproduce.py --scale cpu --data qmix --data-root data/smac --table docs/results_qmix_data.md
-    python benchmarks/reproduce.py --scale cpu-long --data-root data/smac --table docs/results_qmix_data.md  # ~3 h
-    python benchmarks/reproduce.py --scale paper --device cuda
+    python benchmarks/reproduce.py --scale cpu_long --data-root data/smac --table docs/results_qmix_data.md  # ~3 h
+    python benchmarks/reproduce.py --scale paper --device cuda --backend ray --address ray://head:10001
 
-Each (method, seed) is one ``hygen train`` run directory under --out; finished runs are
-skipped and cut-off runs resume from their newest checkpoint, so rerunning the same
-command after a kill continues the sweep. At the end the Table-1-style table (mean ± std
-over seeds, win rate in %) is printed and written to --table (default docs/results.md)
-together with the protocol used. Runs in subprocesses so each one parses its own gin.
+Built on ``hygen sweep`` and ``hygen report``: the methods x seeds are one sweep under --out
+(one run directory per cell; finished cells are skipped and cut-off cells resume, so rerunning
+the same command after a kill continues it), and the table is the report's Table-1 layout
+(mean ± std over seeds and the IQM over runs x maps with its 95 % bootstrap interval), written to
+--table (default docs/results.md) with the protocol, the probability that HyGen beats each
+other method, and learning curves with interval bands. A scale is one gin file,
+``configs/scales/<scale>.gin``: its first comment block describes it and its ``# data:`` line
+names the default dataset source.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import subprocess
 import sys
 import time
@@ -25,13 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hygen.report import curves_svg, mean_curves, to_markdown, to_text, win_rate_rows
+from hygen import report as rp
+from hygen.config import CONFIG_DIR
+from hygen.sweep import BACKENDS, SweepSpec, run_sweep, write_spec
 
-# Method label -> gin files after hygen.gin (each an existing binding, not a fork).
+# Method label -> gin files (each an existing binding of hygen.gin, not a fork).
 METHODS = {
-    "HyGen": [],
-    "offline-only (R=1)": ["no_online"],
-    "fixed ratio 50%": ["ablations/fixed_ratio_50"],
+    "HyGen": ["hygen"],
+    "offline-only (R=1)": ["hygen", "no_online"],
+    "fixed ratio 50%": ["hygen", "ablations/fixed_ratio_50"],
 }
 
 # Where the offline datasets come from. The paper's are QMIX episodes (collect trains QMIX per
@@ -46,109 +51,75 @@ DATA = {
                  "about": "datasets from the scripted focus-fire policy (expert) and its noisy variant (medium)"},
 }
 
-# Protocols. "paper" is Table 6; "cpu" shrinks steps, batch and evaluation so the whole
-# sweep (3 methods x 3 seeds) fits in about two hours on two CPU cores.
-SCALES = {
-    "paper": {
-        "data": "qmix",
-        "params": {},
-        "about": "paper protocol (Table 6): 15 000 skill-discovery + 35 000 policy steps, 32 episodes per "
-                 "source map per batch, R_h 1.0 -> 0.1 over 5 000 steps, 32 test episodes per map",
-    },
-    "cpu": {
-        "data": "scripted",
-        "params": {
-            "SKILL_STEPS": 400,
-            "POLICY_STEPS": 800,
-            "Trainer.batch_size": 8,
-            "Trainer.offline_episodes": 500,
-            "LinearDecayRatio.decay_steps": 400,
-            "Trainer.eval_every": 400,
-            "Trainer.eval_episodes": 16,
-            "Trainer.checkpoint_every": 100,
-            # epsilon scaled to the budget: the paper protocol anneals over 50 000 env steps per map,
-            # ~1000 updates (2 episodes of ~25 steps each), 1/5 of its 5000-step R_h decay; 800 policy
-            # steps would never finish that anneal, and online episodes at epsilon 0.3-0.95 would make
-            # up 90 % of every batch once R_h = 0.1. 4000 env steps is 1/5 of the 400-step decay here.
-            "LinearEpsilon.anneal_steps": 4000,
-        },
-        "about": "reduced CPU protocol: 400 skill-discovery + 800 policy steps, 8 episodes per source map per "
-                 "batch, 500 offline episodes per map, R_h 1.0 -> 0.1 over 400 steps, skill-level epsilon 1.0 -> 0.05 "
-                 "over 4000 env steps per map (the paper protocol's 50 000 scaled to the budget), 16 test "
-                 "episodes per map",
-    },
-    "cpu-long": {
-        "data": "qmix",
-        "params": {
-            "SKILL_STEPS": 400,
-            "POLICY_STEPS": 2400,
-            "Trainer.batch_size": 16,
-            "Trainer.offline_episodes": 1000,
-            "LinearDecayRatio.decay_steps": 1000,
-            "Trainer.eval_every": 800,
-            "Trainer.eval_episodes": 16,
-            "Trainer.checkpoint_every": 200,
-            "LinearEpsilon.anneal_steps": 10000,
-        },
-        # 800 policy steps of batch 8 are too few on QMIX data: on 3m alone HyGen first won at
-        # 1600-2000 policy steps of batch 16 (docs/results.md)
-        "about": "longer CPU protocol (about 3 h for 3 methods x 3 seeds on 2 cores, resumable): 400 "
-                 "skill-discovery + 2400 policy steps, 16 episodes per source map per batch, 1000 offline "
-                 "episodes per map, R_h 1.0 -> 0.1 over 1000 steps, skill-level epsilon 1.0 -> 0.05 over "
-                 "10 000 env steps per map, 16 test episodes per map",
-    },
-}
-
-
 UNTRAINED = "untrained (step 0)"
 KEEP_MARKER = "<!-- benchmarks/reproduce.py regenerates the text above this line and keeps the text below -->"
 
 
-def run_dir(out: Path, label: str, seed: int) -> Path:
-    slug = label.lower().replace(" ", "_").replace("%", "pct").replace("(", "").replace(")", "").replace("=", "")
-    return out / f"{slug}-seed{seed}"
+def scales() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "scales").glob("*.gin"))
 
 
-def is_done(d: Path) -> bool:
-    p = d / "results.json"
-    return p.is_file() and bool(json.loads(p.read_text()).get("done"))
+def read_scale(name: str) -> tuple[str, str]:
+    """(description, default data source) from a scale file's first comment block."""
+    path = CONFIG_DIR / "scales" / f"{name.replace('-', '_')}.gin"
+    about, data = [], None
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        m = re.fullmatch(r"data:\s*(\w+)", text)
+        if m:
+            data = m.group(1)
+        elif not text:
+            break
+        else:
+            about.append(text)
+    if data not in DATA:
+        raise SystemExit(f"{path}: needs a '# data: {'|'.join(DATA)}' line in its first comment block")
+    return " ".join(about).rstrip("."), data
 
 
-def train(d: Path, gin_files: list[str], params: dict, seed: int, device: str) -> None:
-    cmd = [sys.executable, "-m", "hygen.cli", "train", "--run_dir", str(d), "--seed", str(seed),
-           "--device", device]
-    for f in gin_files:
-        cmd += ["--gin_file", f]
-    for k, v in params.items():
-        cmd += ["--gin_param", f"{k} = {v!r}"]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+def untrained_group(groups: dict, block: str, label: str) -> rp.RunGroup | None:
+    """The first evaluation (step 0) of ``label``'s runs: the floor every method must beat
+    (the methods share their initial networks per seed)."""
+    g = groups.get((block, label))
+    if g is None or not all(r["evals"] and r["evals"][0]["step"] == 0 for r in g.runs):
+        return None
+    runs = [{**r, "final": {"step": 0, "win_rate": r["evals"][0]["win_rate"]}, "evals": r["evals"][:1]} for r in g.runs]
+    return rp.RunGroup(UNTRAINED, block, runs, list(g.run_dirs))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    ap.add_argument("--scale", choices=scales() + ["cpu-long"], default="cpu",
+                    help="configs/scales/<scale>.gin (default cpu)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--task-set", default="marine_hard")
     ap.add_argument("--quality", default="medium")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
     ap.add_argument("--data", choices=sorted(DATA), default=None,
-                    help="source of the offline datasets (default: the scale's; paper: qmix, cpu: scripted)")
+                    help="source of the offline datasets (default: the scale's '# data:' line)")
     ap.add_argument("--data-root", type=Path, default=None, help="default: <out>/data")
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backend", choices=BACKENDS, default="local")
+    ap.add_argument("--workers", type=int, default=None, help="cells at once (default: the CPU count)")
+    ap.add_argument("--address", default=None, help="Ray cluster address (default: a local instance)")
+    ap.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
+                    help="extra gin binding for every run (e.g. a shorter budget for a smoke test)")
     ap.add_argument("--table", type=Path, default=ROOT / "docs" / "results.md")
     ap.add_argument("--json", type=Path, default=None, help="default: <out>/reproduce.json")
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing; tabulate the finished runs (e.g. of a sweep still in progress)")
     args = ap.parse_args()
 
-    scale = SCALES[args.scale]
-    data = args.data or scale["data"]
-    about = f"{scale['about']}, {DATA[data]['about']}"
-    out = args.out / (args.scale if data == scale["data"] else f"{args.scale}-{data}-data")
-    data_root = args.data_root or (out / "data")
+    scale = args.scale.replace("-", "_")
+    about_scale, scale_data = read_scale(scale)
+    data = args.data or scale_data
+    about = f"{about_scale}; {DATA[data]['about']}"
+    out = args.out / (scale if data == scale_data else f"{scale}-{data}-data")
+    data_root = (args.data_root or (out / "data")).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     t0 = time.time()
 
     # 1. datasets (resumable: collect skips what is done)
@@ -157,83 +128,91 @@ def main() -> int:
                         "--data-root", str(data_root), *DATA[data]["collect_args"], "--device", args.device],
                        check=True, cwd=ROOT)
 
-    # 2. the sweep
-    # seed-major: a sweep cut off early still compares every method on the same seeds
-    jobs = [(label, seed) for seed in args.seeds for label in args.methods]
-    for i, (label, seed) in enumerate(jobs, 1):
-        d = run_dir(out, label, seed)
-        status = "done, skipped" if is_done(d) else (
-            "not finished" if args.report_only else "resuming" if d.exists() else "starting")
-        print(f"[{i}/{len(jobs)}] {label} seed {seed}: {status} ({d})  elapsed {time.time() - t0:.0f} s", flush=True)
-        if not is_done(d) and not args.report_only:
-            files = ["hygen", *METHODS[label], f"tasksets/{args.task_set}", f"data/{args.quality}"]
-            train(d, files, {**scale["params"], "DATA_ROOT": str(data_root)}, seed, args.device)
+    # 2. the sweep: methods x seeds, one run directory per cell
+    spec = SweepSpec(configs={m: METHODS[m] for m in args.methods}, seeds=args.seeds, task_sets=[args.task_set],
+                     gin_files=[f"data/{args.quality}", f"scales/{scale}"],
+                     gin_params=[f"DATA_ROOT = '{data_root}'", *args.gin_param])
+    if not args.report_only:
+        run_sweep(spec, out, backend=args.backend, workers=args.workers, device=args.device, address=args.address,
+                  print_fn=lambda s: print(s, flush=True))
+    else:
+        write_spec(spec, out)  # (the same cells: nothing else changes)
 
-    # 3. the table, over the seeds every method has finished (a partial sweep is labelled so)
-    done_seeds = [s for s in args.seeds if all(is_done(run_dir(out, label, s)) for label in args.methods)]
+    # 3. the report, over the seeds every method has finished (a partial sweep is labelled so)
+    groups = rp.collect_runs([out])
+    block = f"{args.task_set}, {args.quality}"
+    done_seeds = [s for s in args.seeds if all(s in groups.get((block, m), rp.RunGroup(m, block)).seeds
+                                               for m in args.methods)]
     if not done_seeds:
         print("no seed has finished for every method yet; nothing to tabulate")
         return 1
-    columns, runs, source, unseen = {}, {}, [], []
-    for label in args.methods:
-        seeds = []
-        for seed in done_seeds:
-            res = json.loads((run_dir(out, label, seed) / "results.json").read_text())
-            runs.setdefault(label, []).append(res)
-            seeds.append(res["final"]["win_rate"])
-            source = res["source_maps"]
-            unseen = [m for m in res["eval_maps"] if m not in source]
-        columns[label] = seeds
-    first = runs[args.methods[0]]
-    if all(r["evals"] and r["evals"][0]["step"] == 0 for r in first):
-        # the networks before any update (the methods share them per seed): the floor a method must beat
-        columns[UNTRAINED] = [r["evals"][0]["win_rate"] for r in first]
-    rows = win_rate_rows(columns, source, unseen)
-    print(to_text(rows, list(columns), title=f"marine-hard, {args.quality} {data} data, scale {args.scale}: win rate (%)"))
-    summary = {label: {g: next(r[label] for r in rows if r["group"] == g and r["map"] == "mean")
-                       for g in ("source", "unseen")} for label in columns}
+    for g in groups.values():  # the same seeds in every column
+        keep = [i for i, s in enumerate(g.seeds) if s in done_seeds]
+        g.runs, g.run_dirs = [g.runs[i] for i in keep], [g.run_dirs[i] for i in keep]
+    base = untrained_group(groups, block, args.methods[0])
+    if base is not None:
+        groups[(block, UNTRAINED)] = base
+    labels = [m for m in args.methods] + ([UNTRAINED] if base is not None else [])
+    source, unseen = rp.map_groups(groups)
+    rows = rp.summary_rows(groups, block, source, unseen)
+    print(rp.rows_to_markdown(rows, labels))
+    summary = {lab: {g: rp.aggregate(groups[(block, lab)], maps) for g, maps in (("source", source), ("unseen", unseen))}
+               for lab in labels}
     verdict = []
     if "HyGen" in summary:
-        for label in columns:
-            if label in ("HyGen", UNTRAINED):
+        for lab in labels:
+            if lab in ("HyGen", UNTRAINED):
                 continue
             for g in ("source", "unseen"):
-                h, o = summary["HyGen"][g][0], summary[label][g][0]
-                verdict.append(f"- {g} maps: HyGen {h:.1f} % vs {label} {o:.1f} % -> HyGen is "
+                h, o = summary["HyGen"][g]["mean"], summary[lab][g]["mean"]
+                verdict.append(f"- {g} maps: HyGen {h:.1f} % vs {lab} {o:.1f} % -> HyGen is "
                                f"{'above' if h > o else 'not above'} it ({h - o:+.1f} points)")
+    poi = rp.improvement_rows(groups, block, "HyGen", source, unseen) if "HyGen" in labels else []
     wall = time.time() - t0
-    train_min = sum(r.get("wall_time_s", 0.0) for rs in runs.values() for r in rs) / 60  # survives --report-only
+    train_min = sum(r.get("wall_time_s", 0.0) for lab in args.methods for r in groups[(block, lab)].runs) / 60
     missing = [s for s in args.seeds if s not in done_seeds]
     partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
-    cmd = f"python benchmarks/reproduce.py --scale {args.scale}" + (f" --data {data}" if data != scale["data"] else "")
-    md = [f"# Results: marine-hard, {args.quality} {data} data, scale `{args.scale}`", "",
-          (f"Protocol: {about}. Seeds: {', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy "
-           f"test episodes, mean ± std over seeds. Built-in simulator. Produced by "
-           f"`{cmd}` ({train_min:.0f} min of training over the tabulated runs)."), "",
-          to_markdown(rows, list(columns)), "## Against the paper's claim", "",
+    cmd = f"python benchmarks/reproduce.py --scale {scale}" + (f" --data {data}" if data != scale_data else "")
+    md = [f"# Results: marine-hard, {args.quality} {data} data, scale `{scale}`", "",
+          (f"Protocol ([configs/scales/{scale}.gin](../configs/scales/{scale}.gin)): {about}. Seeds: "
+           f"{', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy test episodes: per map the mean ± "
+           "std over seeds; per map group the mean and the interquartile mean over runs x maps with its 95 % "
+           f"stratified-bootstrap interval. Built-in simulator. Produced by `{cmd}` ({train_min:.0f} min of "
+           "training over the tabulated runs)."), "",
+          rp.rows_to_markdown(rows, labels), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
-          *verdict, "",
-          (f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
-           "(every method starts from the same networks for a given seed)."), ""]
-    # learning curves next to the table: mean over seeds of the source / unseen mean win rate
+          *verdict, ""]
+    if poi:
+        md += ["Probability that a HyGen run beats a run of the other method on a random map (95 % interval):", "",
+               "| other | source maps | unseen maps |", "|---|---:|---:|",
+               *(f"| {r['other']} | " + " | ".join("-" if r[g] is None else f"{r[g][0]:.2f} [{r[g][1]:.2f}, {r[g][2]:.2f}]"
+                                                   for g in ("source", "unseen")) + " |" for r in poi), ""]
+    md += [(f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
+            "(every method starts from the same networks for a given seed)."), ""]
     figures = []
-    for group in ("source", "unseen"):
-        svg = args.table.with_name(f"{args.table.stem}_{group}.svg")
-        svg.parent.mkdir(parents=True, exist_ok=True)
-        svg.write_text(curves_svg(mean_curves(runs, f"{group} mean"),
-                                  title=f"{group} maps: mean win rate over {len(done_seeds)} seeds"))
-        figures.append(f"![{group} maps]({svg.name})")
+    from hygen import plots
+
+    runs = {lab: groups[(block, lab)].runs for lab in args.methods}
+    for group, maps in (("source", source), ("unseen", unseen)):
+        if maps:
+            fig = plots.learning_curves(runs, {f"{group} maps (mean)": maps},
+                                        title=f"{group} maps: mean win rate over {len(done_seeds)} seeds",
+                                        highlight="HyGen")
+            stem = args.table.with_name(f"{args.table.stem}_{group}")
+            plots.save(fig, stem)
+            figures.append(f"![{group} maps]({stem.name}.svg)")
     md += ["## Learning curves", "",
-           "Mean over seeds of the mean win rate on the source and the unseen maps, at every evaluation.", "",
-           *figures, ""]
+           ("Mean over seeds of the mean win rate on the source and the unseen maps, at every evaluation, with "
+           "the 95 % stratified-bootstrap interval as a band."), "", *figures, ""]
     args.table.parent.mkdir(parents=True, exist_ok=True)
     kept = ""  # what a maintainer wrote below the marker survives regeneration
     if args.table.is_file() and KEEP_MARKER in args.table.read_text():
         kept = args.table.read_text().split(KEEP_MARKER, 1)[1]
     args.table.write_text("\n".join(md) + "\n" + KEEP_MARKER + kept)
     (args.json or out / "reproduce.json").write_text(json.dumps(
-        {"scale": args.scale, "data": data, "about": about, "seeds": args.seeds, "columns": columns,
-         "seeds_done": done_seeds, "source_maps": source, "unseen_maps": unseen, "summary": summary,
+        {"scale": scale, "data": data, "about": about, "seeds": args.seeds, "seeds_done": done_seeds,
+         "source_maps": source, "unseen_maps": unseen, "summary": summary, "probability_of_improvement": poi,
+         "final_win_rates": {lab: groups[(block, lab)].final_win_rates() for lab in labels},
          "wall_time_s": wall}, indent=2))
     print(f"wrote {args.table}")
     return 0

@@ -37,7 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["BACKENDS", "Cell", "SweepError", "SweepSpec", "cell_status", "parse_grid", "run_sweep"]
+__all__ = ["BACKENDS", "Cell", "SweepError", "SweepSpec", "cell_status", "load_sweep", "parse_grid", "run_sweep",
+           "write_spec"]
 
 BACKENDS = ("local", "ray")
 SPEC_FILE = "sweep.json"
@@ -227,12 +228,16 @@ class _Progress:
     durations: list = field(default_factory=list)
     t0: float = field(default_factory=time.time)
 
-    def line(self, running: int) -> str:
+    def line(self, started: list[float]) -> str:
+        """``started``: start times of the cells running now."""
+        running = len(started)
         left = self.total - self.skipped - self.done - self.failed
         eta = "?"
-        if self.durations:
+        if self.durations:  # what the running cells still need, plus the queued ones, spread over the workers
             per = sum(self.durations) / len(self.durations)
-            eta = f"{per * -(-left // max(self.workers, 1)):.0f} s"  # whole waves of workers
+            now = time.time()
+            work = sum(max(per - (now - t), 0.0) for t in started) + per * max(left - running, 0)
+            eta = f"{work / max(self.workers, 1):.0f} s"
         return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
                 f"{self.failed} failed, {left - running} queued, elapsed {time.time() - self.t0:.0f} s, ETA {eta}")
 
@@ -248,9 +253,7 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     cells = spec.cells()
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    from hygen.rundir import write_json
-
-    write_json(root / SPEC_FILE, {"spec": spec.to_dict(), "cells": [asdict(c) for c in cells]})
+    write_spec(spec, root)
     workers = max(1, int(workers or os.cpu_count() or 1))
     out: dict[str, dict] = {}
     todo = []
@@ -276,13 +279,18 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
             progress.durations.append(seconds)
         else:
             progress.failed += 1
-        running = sum(m.exists() for m in marker.values())
         what = "done" if ok else f"FAILED (exit {rc}); log: {c.log_path(root)}"
         print_fn(f"  {c.name}: {what} in {seconds:.0f} s")
-        print_fn(progress.line(running))
+        print_fn(progress.line(running()))
 
-    def running() -> int:
-        return sum(m.exists() for m in marker.values())
+    def running() -> list[float]:  # start times of the running cells (their markers' mtimes)
+        out = []
+        for m in marker.values():
+            try:
+                out.append(m.stat().st_mtime)
+            except FileNotFoundError:
+                pass
+        return out
 
     if todo:
         if backend == "local":
@@ -380,6 +388,15 @@ def _ray_cell(command, log_path, started_marker, env, cwd) -> tuple[int, float]:
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     rc = execute_cell(command, log_path, started_marker, env, cwd)
     return rc, time.time() - t0
+
+
+def write_spec(spec: SweepSpec, root: str | Path) -> Path:
+    """``<root>/sweep.json``: the spec and its cells (what hygen report reads)."""
+    from hygen.rundir import write_json
+
+    path = Path(root) / SPEC_FILE
+    write_json(path, {"spec": spec.to_dict(), "cells": [asdict(c) for c in spec.cells()]})
+    return path
 
 
 def load_sweep(root: str | Path) -> tuple[SweepSpec, list[Cell]]:
