@@ -99,6 +99,7 @@ TF_ROWS = [("damage dealt by allies / step", "enemy_damage_real", "enemy_damage_
            ("steps in which enemies deal damage", "ally_damage_steps_real", "ally_damage_steps_sim"),
            ("ally shots per living ally / step", "ally_shots_real", "ally_shots_sim"),
            ("deaths / step", "deaths_real", "deaths_sim"),
+           ("enemies' multi-hit steps on one ally", "enemy_focus_real", "enemy_focus_sim"),
            ("enemy displacement / step", "enemy_move_real", "enemy_move_sim")]
 
 

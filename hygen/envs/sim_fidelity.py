@@ -350,7 +350,8 @@ def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed
     between the sim's and SC2's displacement of living allies by recorded order kind, and
     ``move_err_enemy``; ``deaths_real/sim`` per step and ``deaths_same``: share of real
     deaths the sim reproduces on the same unit; ``ally_shots_real/sim``: shots per living
-    ally per step (from the cooldown reset).
+    ally per step (from the cooldown reset); ``enemy_focus_real/sim``: of the steps in which
+    the enemies land 2+ hits while every ally lives, the share with all hits on one ally.
     """
     spec = get_map(spec) if isinstance(spec, str) else spec
     n = spec.n_agents
@@ -390,6 +391,14 @@ def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed
         out[f"{side}_same_unit"] = float(m[both].sum() / np.minimum(tr, ts)[both].sum()) if both.any() else float("nan")
         out[f"{side}_overlap"] = float(m.sum() / max(tr.sum(), 1e-9))
         out[f"{side}_damage_steps_real"], out[f"{side}_damage_steps_sim"] = float((tr > 0).mean()), float((ts > 0).mean())
+    # focus: of the steps in which the enemies land 2 or more hits while every ally lives, the
+    # share with all of them on one ally (hits counted from the health lost per enemy shot)
+    shot = UNITS[spec.enemy_unit_types[0]].damage
+    all_alive = (hp0[:, :n] > 0).all(1)
+    for tag, hp1 in (("real", hp1r), ("sim", hp1s)):
+        hits = np.ceil(_hp_loss(hp0[:, :n], hp1[:, :n], hp_max[:n]) / shot - 1e-3)
+        multi = all_alive & (hits.sum(1) >= 2)
+        out[f"enemy_focus_{tag}"] = float((hits.max(1) == hits.sum(1))[multi].mean()) if multi.any() else float("nan")
     alive0 = hp0 > 0
     dr, ds = hp1r <= 0, hp1s <= 0
     out["deaths_real"] = float((alive0 & dr).sum(1).mean())
