@@ -239,11 +239,16 @@ def _per_step(units: _Units, running: np.ndarray, n: int) -> dict[str, np.ndarra
     both = alive[..., :n, None] & alive[..., None, n:]
     nearest = np.where(both, d, np.inf).min((-1, -2))
     ok = running & np.isfinite(nearest)
-    out["nearest_distance"] = np.where(ok, nearest, 0).sum(0) / np.maximum(ok.sum(0), 1)
+
+    def mean(x: np.ndarray, w: np.ndarray, axes) -> np.ndarray:  # NaN where nothing is left to average
+        cnt = w.sum(axes)
+        return np.where(cnt > 0, np.where(w, x, 0).sum(axes) / np.maximum(cnt, 1), np.nan)
+
+    out["nearest_distance"] = mean(nearest, ok, 0)
     for side, sl in (("ally", slice(0, n)), ("enemy", slice(n, None))):
         w = alive[..., sl] & running[..., None]
         for k, name in enumerate("xy"):
-            out[f"{side}_{name}"] = (xy[..., sl, k] * w).sum((0, 2)) / np.maximum(w.sum((0, 2)), 1)
+            out[f"{side}_{name}"] = mean(xy[..., sl, k], w, (0, 2))
     return out
 
 
