@@ -81,6 +81,7 @@ def record_sim(map_name: str, policy: Callable[[SimEnv], torch.Tensor], episodes
         rewards.append(out.reward * live)
         filled.append(live)
         ended = ended | out.terminated
+        env._needs_reset.zero_()  # one episode per env: an ended battle stays frozen, no reset draws
         states.append(torch.where(live[:, None], out.state, 0.0))
         if bool(ended.all()):
             break
@@ -304,8 +305,8 @@ def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", st
         out = env.step(a)
         env.t.zero_()  # the data decides when episodes end; the sim only stops on its own battle end
         states.append(torch.where(ended[:, None], states[-1], out.state))
+        sim_running[:, t + 1] = ~ended.numpy()  # the final row of an episode counts, as in the data
         ended |= out.terminated
-        sim_running[:, t + 1] = ~ended.numpy()
         env._needs_reset.zero_()  # keep the ended battle frozen instead of auto-resetting
     sim_u = _Units(torch.stack(states, 1).numpy(), spec)
     real_running = np.arange(steps)[None] <= lengths[:, None]
