@@ -103,3 +103,19 @@ def test_ray_sweep_completes_and_aggregates(tmp_path):
     groups = collect_runs([root])
     assert sorted(label for _, label in groups) == ["qmix", "tuned"]
     assert all(sorted(g.seeds) == [0, 1] for g in groups.values())  # pooled over seeds only
+
+
+def test_sweep_command_dry_run_and_a_typo_named_before_anything_runs(tmp_path, capsys):
+    from hygen.cli import main
+
+    args = ["sweep", "--out", str(tmp_path / "s"), "--config", "q=qmix", "--config", "t=qmix_tuned",
+            "--grid", "Trainer.batch_size = [2, 4]", "--seeds", "0", "1", "--dry-run"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "8 cells" in out and "new      q-batch_size=4-seed1  [qmix] Trainer.batch_size = 4" in out
+    assert main([*args[:-1], "--gin_param", "Trainer.batch_sise = 2"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep cell q-batch_size=2-seed0" in err and "batch_sise" in err
+    assert not (tmp_path / "s").exists()  # nothing ran, nothing written
+    assert main(["sweep", "--out", str(tmp_path / "none")]) == 2
+    assert "no configs" in capsys.readouterr().err
