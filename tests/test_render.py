@@ -76,3 +76,16 @@ def test_render_command_from_a_run_directory(tmp_path, capsys):
     assert "no such file or directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["render", str(run)])  # --out is required
+
+
+def test_mp4_needs_ffmpeg_and_says_so(tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    if shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is installed here: MP4s are written")
+    with pytest.raises(RuntimeError, match="MP4 needs ffmpeg on PATH"):
+        write_animation([Image.new("RGB", (8, 8))], tmp_path / "x.mp4")
+    with pytest.raises(ValueError, match="expected .gif or .mp4"):
+        write_animation([Image.new("RGB", (8, 8))], tmp_path / "x.avi")
