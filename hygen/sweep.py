@@ -284,20 +284,23 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
         print_fn(progress.line(running()))
 
     def running() -> list[float]:  # start times of the running cells (their markers' mtimes)
-        out = []
+        times = []
         for m in marker.values():
             try:
-                out.append(m.stat().st_mtime)
+                times.append(m.stat().st_mtime)
             except FileNotFoundError:
                 pass
-        return out
+        return times
 
-    if todo:
-        if backend == "local":
+    try:
+        if todo and backend == "local":
             _run_local(todo, root, workers, device, marker, finished, progress, running, status_every)
-        else:
+        elif todo:
             _run_ray(todo, root, workers, device, address, gpus_per_cell, marker, finished, progress, running,
                      status_every)
+    finally:  # an interrupted sweep leaves no markers behind
+        for m in marker.values():
+            m.unlink(missing_ok=True)
     failed = [(n, r) for n, r in out.items() if r["status"] == "failed"]
     for n, r in failed:
         print_fn(f"failed: {n} (exit {r['rc']}), log: {r['log']}")
