@@ -93,11 +93,16 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_sweep_completes_and_aggregates(tmp_path):
+def test_ray_sweep_resumes_a_killed_cell_completes_and_aggregates(tmp_path):
     pytest.importorskip("ray", reason="the ray backend needs the 'ray' extra: pip install -e '.[ray]'")
     root = tmp_path / "ray"
-    out = run_sweep(spec(), root, backend="ray", workers=2, print_fn=lambda s: None)
+    s = spec(steps=20)
+    killed = s.cells()[-1]
+    _kill_when_checkpointed(killed, root)
+    assert cell_status(killed, root) == "partial"
+    out = run_sweep(s, root, backend="ray", workers=2, print_fn=lambda s: None)
     assert {r["status"] for r in out.values()} == {"done"}
+    assert "resuming" in killed.log_path(root).read_text()
     from hygen.report import collect_runs
 
     groups = collect_runs([root])
