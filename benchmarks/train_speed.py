@@ -62,34 +62,44 @@ def episode_lengths(map_name: str, n: int, mode: str, g: torch.Generator) -> tor
     return torch.randint(limit // 4, 3 * limit // 4 + 1, (n,), generator=g)
 
 
-def matmul_peak_gflops(size: int = 1024, reps: int = 10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def sync(device: str) -> None:
+    """CUDA runs asynchronously: wait for queued work before reading the clock."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(size: int = 1024, reps: int = 10, device: str = "cpu") -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
+    sync(device)
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync(device)
     return 2 * size ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def bench(maps, batch_size: int, mode: str, phase: str, repeats: int, seed: int = 0,
-          skill_cache: bool = True) -> dict:
+          skill_cache: bool = True, device: str = "cpu") -> dict:
     g = torch.Generator().manual_seed(seed)
     batches = {}
     for i, m in enumerate(maps):
         b = random_episodes(m, batch_size, lengths=episode_lengths(m, batch_size, mode, g), seed=seed + i)
         b.n_offline = batch_size // 2
         b.episode_ids = torch.arange(batch_size)  # stored episodes, as the samplers give them
-        batches[m] = b
+        batches[m] = b.to(device)
     torch.manual_seed(seed)
-    learner = HyGenLearner(maps=list(maps), frozen_skill_cache=5000 if skill_cache else 0)
+    learner = HyGenLearner(maps=list(maps), frozen_skill_cache=5000 if skill_cache else 0, device=device)
     learner.update(batches, 0, phase)  # warm-up (allocations, first-call overheads; fills the cache)
     with FlopCounterMode(display=False) as fc:
         learner.update(batches, 0, phase)
     flops = fc.get_total_flops()
     times = []
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         learner.update(batches, 0, phase)
+        sync(device)
         times.append(time.perf_counter() - t)
     steps = {m: int(b.episode_lengths.sum()) for m, b in batches.items()}
     return {"phase": phase if skill_cache or phase != "policy" else "policy, no cache", "lengths": mode,
@@ -114,13 +124,13 @@ class TimedController:
         return out
 
 
-def bench_collection(maps, repeats: int, num_envs: int = ONLINE_EPISODES, seed: int = 0) -> dict:
+def bench_collection(maps, repeats: int, num_envs: int = ONLINE_EPISODES, seed: int = 0, device: str = "cpu") -> dict:
     """Seconds to collect ONLINE_EPISODES episodes per map (best of ``repeats``) and acting time."""
     torch.manual_seed(seed)
-    learner = HyGenLearner(maps=list(maps))
+    learner = HyGenLearner(maps=list(maps), device=device)
     out = {}
     for i, m in enumerate(maps):
-        runner = Runner(m, num_envs=num_envs, seed=seed + i)
+        runner = Runner(m, num_envs=num_envs, seed=seed + i, device=device)
         ctl = TimedController(learner.controller())
         runner.collect(ctl, n_episodes=ONLINE_EPISODES, epsilon=0.05)  # warm-up
         best, lengths = float("inf"), []
@@ -144,20 +154,21 @@ def main() -> None:
     ap.add_argument("--lengths", nargs="+", default=["full", "realistic"], choices=["full", "realistic"])
     ap.add_argument("--phases", nargs="+", default=["skill_discovery", "policy"],
                     choices=["skill_discovery", "policy"])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as the Trainer does on CPU
     maps = task_set(args.taskset).source
     load_before = os.getloadavg()[0]
-    peak = matmul_peak_gflops()
-    rows = [bench(maps, args.batch_size, mode, phase, args.repeats, skill_cache=cache)
+    peak = matmul_peak_gflops(device=args.device)
+    rows = [bench(maps, args.batch_size, mode, phase, args.repeats, skill_cache=cache, device=args.device)
             for mode in args.lengths for phase in args.phases
             for cache in ((True, False) if phase == "policy" else (True,))]
-    collection = bench_collection(maps, args.repeats)
+    collection = bench_collection(maps, args.repeats, device=args.device)
     load = (load_before + os.getloadavg()[0]) / 2
     print(f"HyGen update time, {args.taskset} {list(maps)} x {args.batch_size} episodes, "
-          f"{args.threads} thread(s); matmul peak {peak:.1f} GFLOP/s; load average {load:.1f}")
+          f"{args.threads} thread(s), {args.device}; matmul peak {peak:.1f} GFLOP/s; load average {load:.1f}")
     print(f"{'phase':<18}{'lengths':<11}{'s/update':>10}{'anchor s':>10}{'speed-up':>10}{'GFLOP':>9}"
           f"{'GFLOP/s':>9}{'% peak':>8}{'x floor':>9}")
     for r in rows:
@@ -188,7 +199,8 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"taskset": args.taskset, "maps": list(maps), "batch_size": args.batch_size,
-                                        "threads": args.threads, "matmul_peak_gflops": peak, "load_average": load,
+                                        "threads": args.threads, "device": args.device,
+                                        "matmul_peak_gflops": peak, "load_average": load,
                                         "anchors_s": ANCHORS_S, "torch": torch.__version__, "rows": rows,
                                         "collection": collection, "collection_s_per_update": collect_s,
                                         "protocol_updates": PROTOCOL, "projection": projection}, indent=2))
