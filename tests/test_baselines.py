@@ -21,6 +21,7 @@ from hygen.encoders.decoder import returns_to_go
 from hygen.envs.maps import get_map
 from hygen.learners import ActionValueLearner, HyGenController, HyGenLearner
 from hygen.learners.action_value import action_values
+from hygen.learners.conditioning import ReturnToGo
 from hygen.losses import CQLLoss, alive_agents, masked_mean
 from hygen.mixers import AttentionMixer, VDNMixer
 from hygen.rundir import CheckpointError
@@ -31,7 +32,8 @@ from hygen.trainer import Phase
 METHODS = [
     ("updet_m", ActionValueLearner, lambda L: type(L.mixer) is AttentionMixer and L.conservative.mode == "fixed"),
     ("updet_l", ActionValueLearner, lambda L: type(L.mixer) is VDNMixer and L.conservative.mode == "fixed"),
-    ("bc_r", HyGenLearner, lambda L: L.num_skills == 1 and L.decoder.return_conditioned),
+    ("bc_r", HyGenLearner, lambda L: L.num_skills == 1 and L.decoder.return_conditioned
+     and L.return_conditioning.target_return == 20.0),
 ]
 SMALL = {"emb_dim": 32, "hidden_dim": 32}
 
@@ -55,7 +57,8 @@ def bc_r_learner() -> HyGenLearner:
         maps=["3m"], num_skills=1,
         trajectory_encoder=lambda num_skills: AttentionTrajectoryEncoder(4, num_skills, emb_dim=32),
         observation_encoder=lambda num_skills: AttentionObservationEncoder(num_skills, **SMALL),
-        action_decoder=lambda num_skills: AttentionActionDecoder(num_skills, return_conditioned=True, **SMALL))
+        action_decoder=lambda num_skills: AttentionActionDecoder(num_skills, return_conditioned=True, **SMALL),
+        return_conditioning=ReturnToGo())
 
 
 @pytest.fixture(scope="module")

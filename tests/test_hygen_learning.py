@@ -390,6 +390,10 @@ def test_bad_settings_give_clear_errors():
         HyGenLearner(maps=["3m"], refine_decoder=False)
     with pytest.raises(HyGenConfigError, match="unknown argument 'skils'"):
         HyGenLearner(maps=["3m"], skils=4)
+    from hygen.learners.conditioning import ReturnToGo
+
+    with pytest.raises(HyGenConfigError, match="return_conditioned is False.*bc_r.gin"):
+        small_learner(maps=["3m"], return_conditioning=ReturnToGo())
     with pytest.raises(UnknownNameError, match="known maps"):
         HyGenLearner(maps=["3mm"])
     with pytest.raises(ValueError, match="unknown phase"):

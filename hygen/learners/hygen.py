@@ -47,9 +47,9 @@ from hygen.encoders import (
     TrajectoryEncoder,
 )
 from hygen.encoders.attention import pack_rows
-from hygen.encoders.decoder import returns_to_go
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
+from hygen.learners.conditioning import NoReturnConditioning, ReturnConditioning
 from hygen.learners.exploration import EpsilonSkillsSampledActions, SkillExploration
 from hygen.learners.skill_labels import RelabelledSkills, SkillLabels
 from hygen.losses import (
@@ -134,7 +134,8 @@ class EpisodeCache:
         self.ids[slots] = ids
 
 
-_COMPONENTS = (nn.Module, ConservativeLoss, ConsistencyLoss, DecoderRefinement, SkillExploration, SkillLabels)
+_COMPONENTS = (nn.Module, ConservativeLoss, ConsistencyLoss, DecoderRefinement, SkillExploration, SkillLabels,
+               ReturnConditioning)
 
 
 def _build(factory, what: str, owner: str = "HyGenLearner", **kwargs):
@@ -150,17 +151,6 @@ def _expect(obj, kind: type, what: str):
     if not isinstance(obj, kind):
         raise HyGenConfigError(f"HyGenLearner.{what}: expected a {kind.__name__} (class or instance), got {obj!r}")
     return obj
-
-
-def _return_conditioned(decoder) -> bool:
-    return bool(getattr(decoder, "return_conditioned", False))
-
-
-def _initial_return_to_go(decoder, num_envs: int, device) -> dict[str, Tensor]:
-    """BC-r acts from the decoder's target return ([E, 1]); other decoders need no entry."""
-    if not _return_conditioned(decoder):
-        return {}
-    return {"return_to_go": torch.full((num_envs, 1), decoder.target_return, device=device)}
 
 
 def offline_share(batches: Mapping[str, object]) -> float:
@@ -220,7 +210,7 @@ class HyGenController:
                 "dec_hidden": torch.zeros(num_envs, n, lr.decoder.hidden_dim, device=dev),
                 "last_action": torch.zeros(num_envs, n, spec.n_actions, device=dev),
                 "skill": torch.zeros(num_envs, n, dtype=torch.long, device=dev),
-                **_initial_return_to_go(lr.decoder, num_envs, dev)}
+                **lr.return_conditioning.initial_state(num_envs, dev)}
 
     @torch.no_grad()
     def act(self, map_name: str, obs: Tensor, avail: Tensor, agent_state: dict[str, Tensor], epsilon: float,
@@ -234,22 +224,18 @@ class HyGenController:
             skills = torch.full_like(skills, self.fixed_skill)
         elif epsilon > 0.0:
             skills = lr.exploration.skills(skills, lr.num_skills, epsilon, generator)
-        rtg = {"rtg": agent_state["return_to_go"][:, None]} if "return_to_go" in agent_state else {}  # BC-r
+        rtg = lr.return_conditioning.acting_input(agent_state)  # BC-r: the return-to-go
         logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
                                              agent_state["dec_hidden"], **rtg)
         logits = logits[:, 0].masked_fill(~avail, float("-inf"))
         actions = lr.exploration.actions(logits, avail, epsilon, generator) if epsilon > 0.0 else logits.argmax(-1)
-        return actions, {"q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
-                         "last_action": F.one_hot(actions, avail.shape[-1]).float(),
-                         **{k: agent_state[k] for k in ("return_to_go",) if k in agent_state}}
+        return actions, {**agent_state, "q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
+                         "last_action": F.one_hot(actions, avail.shape[-1]).float()}
 
     def observe_reward(self, agent_state: dict[str, Tensor], reward: Tensor) -> dict[str, Tensor]:
         """Called by the runner after each env step: a return-conditioned decoder (BC-r) is
         given R_{t+1} = R_t - r_t, as in Decision Transformer. reward [E]."""
-        if "return_to_go" not in agent_state:
-            return agent_state
-        rtg = agent_state["return_to_go"] - reward.to(agent_state["return_to_go"]).view(-1, 1)
-        return {**agent_state, "return_to_go": rtg}
+        return self.learner.return_conditioning.after_reward(agent_state, reward)
 
 
 @gin.configurable
@@ -273,6 +259,8 @@ class HyGenLearner:
             ``CloneByReturn``, ``CloneAllEpisodes``; ``NoRefinement`` freezes the decoder).
         exploration: ``SkillExploration``: how online episodes explore
             (``hygen.learners.exploration``); evaluation is always greedy.
+        return_conditioning: ``NoReturnConditioning`` or BC-r's ``ReturnToGo``
+            (``hygen.learners.conditioning``; the decoder must be built with the matching input).
         alpha: consistency weight (eq. 6, 5.0); beta: KL-to-uniform weight (eq. 2, 0.001).
         gamma, lr, grad_norm_clip: 0.99, 5e-4 (Adam), 10.
         double_q: next skills chosen by the live network, valued by the target one
@@ -298,6 +286,7 @@ class HyGenLearner:
                  skill_labels: Callable[..., SkillLabels] | SkillLabels = RelabelledSkills,
                  refinement: Callable[..., DecoderRefinement] | DecoderRefinement = CloneWonEpisodes,
                  exploration: Callable[..., SkillExploration] | SkillExploration = EpsilonSkillsSampledActions,
+                 return_conditioning: Callable[..., ReturnConditioning] | ReturnConditioning = NoReturnConditioning,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
                  frozen_skill_cache: int = 2000, **replaced):
@@ -333,6 +322,13 @@ class HyGenLearner:
         self.skill_labels = _expect(_build(skill_labels, "skill_labels"), SkillLabels, "skill_labels")
         self.refinement = _expect(_build(refinement, "refinement"), DecoderRefinement, "refinement")
         self.exploration = _expect(_build(exploration, "exploration"), SkillExploration, "exploration")
+        self.return_conditioning = _expect(_build(return_conditioning, "return_conditioning"), ReturnConditioning,
+                                           "return_conditioning")
+        if self.return_conditioning.active != bool(getattr(self.decoder, "return_conditioned", False)):
+            raise HyGenConfigError(
+                f"HyGenLearner.return_conditioning is {self.return_conditioning!r} but the action decoder's "
+                f"return_conditioned is {getattr(self.decoder, 'return_conditioned', False)}: bind both "
+                "(configs/bc_r.gin: @ReturnToGo() and AttentionActionDecoder.return_conditioned = True) or neither")
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
@@ -407,7 +403,7 @@ class HyGenLearner:
         agent_mask = alive_agents(avail, mask)  # [B, T, n]
         steps = mask[..., 0] > 0  # [B, T] real steps; padding skips the attention
         skill_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name, steps)  # [B, T, n, K]
-        rtg = {"rtg": returns_to_go(b.reward[:, :-1], mask)} if _return_conditioned(self.decoder) else {}  # BC-r
+        rtg = self.return_conditioning.training_input(b.reward[:, :-1], mask)  # BC-r: the return-to-go
         dec_logits, _ = self.decoder(b.obs[:, :-1], _shift_last_actions(onehot)[:, :-1], b.map_name,
                                      valid=steps, **rtg)
         loss, stats = vae_loss(dec_logits, skill_logits, actions, avail, agent_mask, self.beta)
