@@ -14,7 +14,8 @@ Policies:
 - ``qmix``: train QMIX (PyMARL defaults) with the Trainer, snapshotting the agent at
   every evaluation; expert = best snapshot, medium = :func:`choose_medium_snapshot`.
   Every online episode is logged (compressed ODIS chunks) so medium-replay is exact.
-- ``heuristic`` (fast, for demos and tests): expert = the scripted focus-fire policy;
+- ``heuristic`` (fast, for demos and tests): expert = the best scripted policy on the map
+  (focus fire, nearest enemy or flank: :class:`HeuristicController`);
   medium = focus fire with random actions at the rate (from a small grid) whose win
   rate is closest to half the expert's; medium-replay = episodes with that random-action
   rate annealed from 1.0 down to the medium rate, like a training run's replay.
@@ -85,13 +86,14 @@ def choose_expert_snapshot(history: Sequence[Mapping]) -> Mapping:
 class HeuristicController:
     """A scripted policy of hygen.envs.scripted as a Controller.
 
-    base: "focus_fire" (all agents shoot the enemy nearest the team) or "nearest_enemy"
-    (each agent shoots its own nearest enemy). It reads the environment it acts in (the
-    runner binds it with ``bind_env``); its own ``epsilon`` (random-action rate) is used
-    instead of the runner's when set.
+    base: "focus_fire" (all agents shoot the enemy nearest the team), "nearest_enemy"
+    (each agent shoots its own nearest enemy) or "flank" (step aside while the enemies walk
+    past, then focus fire). It reads the environment it acts in (the runner binds it with
+    ``bind_env``) and counts each episode's steps in its agent state (flank needs them); its
+    own ``epsilon`` (random-action rate) is used instead of the runner's when set.
     """
 
-    BASES = ("focus_fire", "nearest_enemy")
+    BASES = ("focus_fire", "nearest_enemy", "flank")
 
     def __init__(self, epsilon: float | None = None, base: str = "focus_fire"):
         if base not in self.BASES:
@@ -103,14 +105,18 @@ class HeuristicController:
         self.env = env
 
     def initial_state(self, map_name: str, num_envs: int) -> dict:
-        return {}
+        return {"steps": torch.zeros(num_envs, dtype=torch.long)}  # (the runner resets it per episode)
 
     def act(self, map_name, obs, avail, agent_state, epsilon, generator=None):
         from hygen.envs import scripted
 
         eps = epsilon if self.epsilon is None else self.epsilon
-        policy = getattr(scripted, f"{self.base}_actions")
-        return policy(self.env, epsilon=eps, generator=generator), agent_state
+        steps = agent_state["steps"].to(avail.device)
+        if self.base == "flank":
+            actions = scripted.flank_actions(self.env, steps, epsilon=eps, generator=generator)
+        else:
+            actions = getattr(scripted, f"{self.base}_actions")(self.env, epsilon=eps, generator=generator)
+        return actions, {"steps": steps + 1}
 
 
 # ------------------------------------------------------------------------------ files

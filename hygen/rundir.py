@@ -241,8 +241,8 @@ class RunDir:
 
 class LineProgress:
     """tqdm's update / set_postfix / close, written as one plain line every ``interval`` seconds
-    (and at the end) to stderr, for logs. The rate is measured since the previous line, so a slow
-    first step (the step-0 evaluation) does not distort the ETA for long."""
+    (and at the end) to stderr, for logs. The rate is measured between lines, so the first line
+    (whose interval holds the slow start: imports, the step-0 evaluation) gives none."""
 
     def __init__(self, total: int, initial: int = 0, desc: str = "", unit: str = "step", interval: float = 30.0):
         import time
@@ -252,6 +252,7 @@ class LineProgress:
         self.postfix: dict = {}
         self._last_t, self._last_n = self._clock(), initial
         self._rate: float | None = None  # units per second over the last interval
+        self._lines = 0
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -267,9 +268,9 @@ class LineProgress:
 
     def _line(self) -> None:
         now = self._clock()
-        if now > self._last_t and self.n > self._last_n:
+        if self._lines and now > self._last_t and self.n > self._last_n:
             self._rate = (self.n - self._last_n) / (now - self._last_t)
-        self._last_t, self._last_n = now, self.n
+        self._last_t, self._last_n, self._lines = now, self.n, self._lines + 1
         parts = [f"{self.desc} {self.n}/{self.total} {self.unit}s ({100 * self.n / max(self.total, 1):.0f} %)"]
         if self._rate:
             eta = (self.total - self.n) / self._rate

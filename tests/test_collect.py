@@ -71,8 +71,9 @@ def test_heuristic_collection_valid_files_manifest_and_resume(tmp_path, monkeypa
     assert entry["medium_epsilon"] == calibration
     _check_parts(tmp_path, "3m", 24)
     q = entry["qualities"]
-    # on 3m the scripted focus fire wins; the medium policy wins clearly less
-    assert q["expert"]["win_rate"] >= 0.9 and q["medium"]["win_rate"] < q["expert"]["win_rate"]
+    # on 3m the scripted focus fire wins most games (about 80 % in the simulator since its enemy-AI
+    # calibration); the medium policy wins clearly less
+    assert q["expert"]["win_rate"] >= 0.6 and q["medium"]["win_rate"] < q["expert"]["win_rate"]
     assert q["medium-expert"]["episodes"] == 48
     ds = OfflineDataset.load(tmp_path, "3m", "medium-expert", max_episodes=None)
     assert len(ds) == 48
@@ -126,3 +127,27 @@ def test_qmix_collection_through_the_cli_with_a_gin_config(tmp_path, monkeypatch
     assert main(base[:-2] + ["--gin_param", "QMIXLearner.td_lamda = 0.6", "--data-root", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "td_lamda" in err and "td_lambda" in err  # names the binding and suggests the right one
+
+
+def test_flank_steps_aside_until_the_wait_is_over_then_focus_fires():
+    import hygen.envs as he
+    from hygen.collect import HeuristicController
+    from hygen.envs.scripted import FLANK_WAIT_STEPS, focus_fire_actions
+
+    env = he.make("9m_vs_10m", num_envs=4, seed=0)
+    env.reset()
+    ctl = HeuristicController(0.0, "flank")
+    ctl.bind_env(env)
+    state = ctl.initial_state("9m_vs_10m", 4)
+    start = env.unit_positions()[:, :9].clone()
+    for t in range(FLANK_WAIT_STEPS + 3):
+        avail = env.get_avail_actions()
+        actions, state = ctl.act("9m_vs_10m", None, avail, state, 0.0)
+        assert state["steps"].tolist() == [t + 1] * 4  # the controller counts each episode's steps
+        if t == 0:
+            assert (actions == 2).all()  # everyone north, off the enemies' line
+        if t >= FLANK_WAIT_STEPS:
+            assert torch.equal(actions, focus_fire_actions(env))
+        env.step(actions)
+    moved = env.unit_positions()[:, :9] - start
+    assert (moved[..., 1] > 3).any()  # the team went north before turning to fight

@@ -15,7 +15,8 @@ and quality, like the paper's Table 5). Re-running skips the parts already writt
 policies:
   qmix       train QMIX to expert level, keep the snapshot whose win rate is closest to
              half the expert's as the medium policy (slow: minutes to hours per map)
-  heuristic  scripted focus fire = expert; focus fire with random actions = medium (fast)
+  heuristic  the best scripted policy on the map (focus fire, nearest enemy or flank) = expert;
+             it with random actions = medium (fast: about a minute per map)
 
 examples:
   hygen collect --map 3m --policy heuristic --data-root data

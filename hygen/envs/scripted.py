@@ -2,7 +2,8 @@
 
 They work on any backend with the SMAC interface (built-in simulator or SC2), because
 they decode unit positions and health from SMAC's global state via ``MapSpec.layout``.
-``hygen collect --policy heuristic`` uses :func:`focus_fire_actions`.
+``hygen collect --policy heuristic`` uses the best of :func:`focus_fire_actions`,
+:func:`nearest_enemy_actions` and :func:`flank_actions` on each map.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 
 from hygen.envs.sim import N_NO_ATTACK, NOOP, STOP
 
-__all__ = ["decode_state", "focus_fire_actions", "nearest_enemy_actions", "random_actions"]
+__all__ = ["decode_state", "flank_actions", "focus_fire_actions", "nearest_enemy_actions", "random_actions"]
 
 
 def decode_state(env, state: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -88,3 +89,26 @@ def nearest_enemy_actions(env, epsilon: float = 0.0, generator: torch.Generator 
     delta = rel.gather(2, nearest[..., None, None].expand(-1, -1, 1, 2)).squeeze(2)
     move = _move_towards(avail, delta)
     return _finish(env, avail, torch.where(can, attack, move), epsilon, generator)
+
+
+FLANK_WAIT_STEPS = 18  # long enough for the enemies' attack-move to reach the allies' start and stop
+
+
+def flank_actions(env, steps: torch.Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None,
+                  wait: int = FLANK_WAIT_STEPS) -> torch.LongTensor:
+    """Step aside, let the enemy walk past, then focus fire on the nearest of them.
+
+    ``steps`` [E]: environment steps taken in each episode so far. For the first ``wait`` steps,
+    while no enemy is within shooting range of any ally, every agent moves north, off the line
+    the enemies attack-move along; they reach the allies' start and stand there. Then the team
+    focus fires (:func:`focus_fire_actions`): it comes at the enemy group from one side, so its
+    near edge engages first and the far edge (no ally within its weapon range) idles for a while.
+    On marine-hard's 9m_vs_10m this wins where plain focus fire never does (docs/datasets.md).
+    """
+    avail = env.get_avail_actions()
+    attack = focus_fire_actions(env, 0.0, generator)
+    contact = avail[..., N_NO_ATTACK:].any(-1).any(-1)  # [E]: some ally can shoot some enemy
+    waiting = (steps.to(avail.device) < wait) & ~contact
+    north = torch.full_like(attack, 2)  # SMAC: 2 north, 3 south, 4 east, 5 west
+    north = torch.where(avail[..., 2], north, STOP)
+    return _finish(env, avail, torch.where(waiting[:, None], north, attack), epsilon, generator)
