@@ -29,8 +29,9 @@ learners: the controller has ``fixed_skill``):
 
 Learners opt in with ``value_estimates(batch) -> Q_tot [B, T, 1]`` (at the batch's data
 skills or actions) and, for skills, ``relabelled_skills(batch) -> [B, T, n]``; whatever a
-learner lacks is left out. The play episodes run on environments made afresh for each
-evaluation (seeded), so they change neither the test episodes nor resume.
+learner lacks is left out. The play episodes (greedy and every forced skill, one batch of
+(1 + K) x ``play_episodes`` environments) run on environments made afresh for each evaluation
+(seeded), so they change neither the test episodes nor resume.
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ from collections.abc import Mapping
 
 import gin
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 ACTION_CLASSES = ("no_op", "stop", "north", "south", "east", "west", "attack")
 
-__all__ = ["ACTION_CLASSES", "Diagnostics", "action_classes", "discounted_returns", "pearson",
-           "distinct_count", "value_return_stats"]
+__all__ = ["ACTION_CLASSES", "Diagnostics", "action_classes", "discounted_returns", "distinct_count", "pearson",
+           "play", "value_return_stats"]
 
 
 def discounted_returns(reward: Tensor, mask: Tensor, gamma: float) -> Tensor:
@@ -89,34 +91,46 @@ def distinct_count(hists: Tensor, tv: float) -> int:
     return len(kept)
 
 
-class _Recorder:
-    """Wraps a controller and counts, over alive agents, the skills and action classes it picks."""
+@torch.no_grad()
+def play(controller, map_name: str, fixed: Tensor, seed: int, device, num_skills: int) -> dict[str, Tensor]:
+    """One greedy episode in each of E = len(fixed) fresh environments, environment e with
+    every agent forced to skill ``fixed[e]`` (-1: the learned policy; needs a controller with
+    ``fixed_skill``, unless all are -1). Returns per environment: ``won`` [E] bool and the
+    counts over alive agent-steps of ``skills`` [E, K] and action classes ``actions`` [E, 7]."""
+    from hygen.envs import get_map, make
 
-    def __init__(self, controller, num_skills: int):
-        self.inner = controller
-        self.skills = torch.zeros(max(num_skills, 1))
-        self.actions = torch.zeros(len(ACTION_CLASSES))
-
-    def initial_state(self, map_name, num_envs):
-        return self.inner.initial_state(map_name, num_envs)
-
-    def act(self, map_name, obs, avail, agent_state, epsilon, generator=None):
-        actions, state = self.inner.act(map_name, obs, avail, agent_state, epsilon, generator)
-        alive = avail[..., 1:].any(-1).cpu()  # dead agents only have the no-op
-        self.actions += torch.bincount(action_classes(actions.cpu()[alive]), minlength=len(ACTION_CLASSES))[
-            :len(ACTION_CLASSES)].float()
-        if "skill" in state:
-            self.skills += torch.bincount(state["skill"].cpu()[alive], minlength=len(self.skills)).float()
-        return actions, state
-
-    def observe_reward(self, agent_state, reward):
-        observe = getattr(self.inner, "observe_reward", None)
-        return agent_state if observe is None else observe(agent_state, reward)
-
-    def bind_env(self, env):
-        bind = getattr(self.inner, "bind_env", None)
-        if bind is not None:
-            bind(env)
+    E, C = len(fixed), len(ACTION_CLASSES)
+    env = make(map_name, num_envs=E, seed=seed, device=device)
+    if hasattr(controller, "bind_env"):
+        controller.bind_env(env)
+    forcing = bool((fixed >= 0).any())
+    if forcing:
+        controller.fixed_skill = fixed.to(device)
+    skills, actions = torch.zeros(E, max(num_skills, 1)), torch.zeros(E, C)
+    won, running = torch.zeros(E, dtype=torch.bool), torch.ones(E, dtype=torch.bool)
+    try:
+        obs, _, avail = env.reset()
+        state = controller.initial_state(map_name, E)
+        for _ in range(get_map(map_name).episode_limit + 1):
+            act, state = controller.act(map_name, obs, avail.bool(), state, 0.0, None)
+            alive = (avail[..., 1:].any(-1).cpu() & running[:, None]).float()  # [E, n]; dead agents only no-op
+            actions += (F.one_hot(action_classes(act.cpu()), C) * alive[..., None]).sum(1)
+            if "skill" in state and num_skills:
+                skills += (F.one_hot(state["skill"].cpu(), skills.shape[1]) * alive[..., None]).sum(1)
+            out = env.step(act)
+            observe = getattr(controller, "observe_reward", None)
+            state = state if observe is None else observe(state, out.reward)
+            live = running & ~out.reset_mask.bool().cpu()
+            term = live & out.terminated.bool().cpu()
+            won |= term & out.info["battle_won"].bool().cpu()
+            running &= ~term
+            obs, avail = out.obs, out.avail_actions
+            if not bool(running.any()):
+                break
+    finally:
+        if forcing:
+            controller.fixed_skill = None
+    return {"won": won, "skills": skills, "actions": actions}
 
 
 def _share(counts: Tensor) -> Tensor:
@@ -230,36 +244,23 @@ class Diagnostics:
         newest = buf.episodes_inserted - 1 - torch.arange(n)  # insertion numbers; slot = number % capacity
         return buf.episodes(newest % buf.capacity)
 
-    @torch.no_grad()
     def _play(self, trainer, map_name: str, index: int) -> dict:
-        from hygen.runner import Runner
-
+        """Greedy play and every forced skill, ``play_episodes`` each, in one batched pass."""
         controller = trainer.learner.controller()
-        num_skills = int(getattr(trainer.learner, "num_skills", 0))
-        seed = trainer.seed * 1000 + 700 + index
-
-        def run(fixed: int | None) -> tuple[float, _Recorder]:
-            rec = _Recorder(controller, num_skills)
-            if fixed is not None:
-                controller.fixed_skill = fixed
-            try:  # fresh seeded environments: the same states for every pass and every evaluation
-                res = Runner(map_name, num_envs=1, seed=seed, device=trainer.device).evaluate(rec, self.play_episodes)
-            finally:
-                if fixed is not None:
-                    controller.fixed_skill = None
-            return res["win_rate"], rec
-
-        _, greedy = run(None)
-        out: dict = {"action_hist": _share(greedy.actions).tolist()}
-        if num_skills and hasattr(controller, "fixed_skill"):
-            share = _share(greedy.skills)
-            out["skill_share"] = share.tolist()
-            out["skills_used"] = float((share > 0.05).sum())
-            forced = [run(k) for k in range(num_skills)]
-            hists = torch.stack([_share(rec.actions) for _, rec in forced])
-            out["forced_win_rate"] = [wr for wr, _ in forced]
-            out["forced_action_hist"] = hists.tolist()
-            out["distinct_forced_play"] = float(distinct_count(hists, self.distinct_tv))
+        K = int(getattr(trainer.learner, "num_skills", 0)) if hasattr(controller, "fixed_skill") else 0
+        n = self.play_episodes
+        fixed = torch.arange(-1, K).repeat_interleave(n)  # n learned-policy episodes, then n per skill
+        res = play(controller, map_name, fixed, trainer.seed * 1000 + 700 + index, trainer.device, K)
+        groups = {k: slice((k + 1) * n, (k + 2) * n) for k in range(-1, K)}
+        greedy = groups[-1]
+        out: dict = {"action_hist": _share(res["actions"][greedy].sum(0)).tolist()}
+        if K:
+            share = _share(res["skills"][greedy].sum(0))
+            hists = torch.stack([_share(res["actions"][groups[k]].sum(0)) for k in range(K)])
+            out.update(skill_share=share.tolist(), skills_used=float((share > 0.05).sum()),
+                       forced_win_rate=[float(res["won"][groups[k]].float().mean()) for k in range(K)],
+                       forced_action_hist=hists.tolist(),
+                       distinct_forced_play=float(distinct_count(hists, self.distinct_tv)))
         return out
 
 

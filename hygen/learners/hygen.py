@@ -196,12 +196,14 @@ class HyGenController:
     changes skills and actions. One forward pass for all environments and agents.
 
     ``fixed_skill = k`` makes every agent play skill k at every step instead (a diagnostic:
-    what each skill does alone, ``hygen evaluate --skills``); None is the learned policy.
+    what each skill does alone, ``hygen evaluate --skills`` and ``hygen.diagnostics``); a
+    tensor [E] forces skill k in environment e (-1: the learned policy there); None is the
+    learned policy.
     """
 
     def __init__(self, learner: HyGenLearner):
         self.learner = learner
-        self.fixed_skill: int | None = None
+        self.fixed_skill: int | Tensor | None = None
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
         spec, lr = get_map(map_name), self.learner
@@ -220,8 +222,9 @@ class HyGenController:
         last = agent_state["last_action"]
         qs, _, q_h = lr.q_net(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
         skills = qs[:, 0].argmax(-1)  # [E, n]
-        if self.fixed_skill is not None:
-            skills = torch.full_like(skills, self.fixed_skill)
+        if self.fixed_skill is not None:  # an int, or [E] per environment with -1 for the learned policy
+            fixed = torch.as_tensor(self.fixed_skill, device=lr.device).view(-1, 1).expand_as(skills)
+            skills = torch.where(fixed >= 0, fixed, skills)
         elif epsilon > 0.0:
             skills = lr.exploration.skills(skills, lr.num_skills, epsilon, generator)
         rtg = lr.return_conditioning.acting_input(agent_state)  # BC-r: the return-to-go
