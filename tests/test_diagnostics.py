@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from hygen.buffers import OfflineDataset, write_episodes
+from hygen.buffers import write_episodes
 from hygen.buffers.samplers import LinearDecayRatio, OfflineOnly
 from hygen.buffers.synthetic import random_episodes
 from hygen.diagnostics import Diagnostics, discounted_returns, distinct_count, pearson, value_return_stats

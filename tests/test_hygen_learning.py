@@ -15,14 +15,13 @@ from hygen import config
 from hygen.buffers import read_episodes
 from hygen.buffers.synthetic import random_episodes
 from hygen.envs.maps import UnknownNameError, get_map
-from hygen.learners.hygen import HyGenConfigError, HyGenLearner
-from hygen.losses.objectives import alive_agents
 from hygen.learners.exploration import (
     EpsilonActions,
     EpsilonSkills,
     EpsilonSkillsEpsilonSampledActions,
     EpsilonSkillsSampledActions,
 )
+from hygen.learners.hygen import HyGenConfigError, HyGenLearner
 from hygen.learners.skill_labels import ExecutedSkills, RelabelledSkills
 from hygen.losses import (
     ArgmaxConsistency,
@@ -36,6 +35,7 @@ from hygen.losses import (
     NoRefinement,
     ODISGapLoss,
 )
+from hygen.losses.objectives import alive_agents
 from hygen.runner import reset_agent_state
 
 

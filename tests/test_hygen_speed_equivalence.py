@@ -20,8 +20,7 @@ from hygen.encoders import AttentionActionDecoder
 from hygen.encoders.attention import MultiHeadSelfAttention, pack_rows
 from hygen.entities import obs_entities
 from hygen.learners.hygen import HyGenLearner, _shift_last_actions
-from hygen.losses import CloneByReturn
-from hygen.losses import alive_agents, consistency_loss, td_loss, vae_loss, weighted_nll
+from hygen.losses import CloneByReturn, alive_agents, consistency_loss, td_loss, vae_loss, weighted_nll
 
 
 @pytest.fixture(autouse=True)

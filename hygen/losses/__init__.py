@@ -1,8 +1,8 @@
 """hygen.losses: HyGen's objectives (eqs. 2, 4, 5), consistency and conservative terms (eqs. 5, 6)
 and decoder refinement rules."""
 
-from hygen.losses.consistency import ArgmaxConsistency, ConsistencyLoss, KLConsistency
 from hygen.losses.conservative import ConservativeLoss, CQLLoss, MixedCQLLoss, NoConservativeLoss, ODISGapLoss
+from hygen.losses.consistency import ArgmaxConsistency, ConsistencyLoss, KLConsistency
 from hygen.losses.objectives import (
     alive_agents,
     consistency_loss,

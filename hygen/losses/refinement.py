@@ -15,8 +15,14 @@ from torch import Tensor
 
 MAX_RETURN = 20.0  # SMAC scales every map's best return to 20
 
-__all__ = ["CloneAllEpisodes", "CloneByReturn", "CloneWonEpisodes", "DecoderRefinement", "MAX_RETURN",
-           "NoRefinement"]
+__all__ = [
+    "MAX_RETURN",
+    "CloneAllEpisodes",
+    "CloneByReturn",
+    "CloneWonEpisodes",
+    "DecoderRefinement",
+    "NoRefinement",
+]
 
 
 class DecoderRefinement:
