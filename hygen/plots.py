@@ -101,8 +101,10 @@ def ablation_curves(groups: Mapping[str, Sequence[Mapping]], source: Sequence[st
     return learning_curves(groups, panels, title=title, highlight=reference, reps=reps)
 
 
-def per_map_bars(groups: Mapping[str, Sequence[Mapping[str, float]]], maps: Sequence[str], title: str = ""):
-    """Final win rate per map: one bar per group (mean over seeds), error bars one std."""
+def per_map_bars(groups: Mapping[str, Sequence[Mapping[str, float]]], maps: Sequence[str], title: str = "",
+                 n_source: int | None = None):
+    """Final win rate per map: one bar per group (mean over seeds), error bars one std. With
+    ``n_source``, a dashed line separates the first ``n_source`` (source) maps from the unseen ones."""
     plt = _plt()
     k = max(len(groups), 1)
     width = 0.8 / k
@@ -112,9 +114,13 @@ def per_map_bars(groups: Mapping[str, Sequence[Mapping[str, float]]], maps: Sequ
         vals = np.array([[100 * s.get(m, np.nan) for m in maps] for s in seeds])
         ax.bar(x + (i - (k - 1) / 2) * width, np.nanmean(vals, axis=0), width, yerr=np.nanstd(vals, axis=0),
                color=_COLORS[i % len(_COLORS)], capsize=2, label=f"{label} (n={len(seeds)})")
+    if n_source and n_source < len(maps):
+        ax.axvline(n_source - 0.5, color="gray", ls="--", lw=1)
+        ax.text(n_source - 0.6, 103, "source", ha="right", va="top", color="gray")
+        ax.text(n_source - 0.4, 103, "unseen", ha="left", va="top", color="gray")
     ax.set_xticks(x, maps, rotation=30, ha="right")
     ax.set_ylabel("final win rate (%)")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 108)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="mean ± std over seeds")
     if title:

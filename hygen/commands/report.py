@@ -117,7 +117,8 @@ def _figures(groups, block, labels, reference, source, unseen, args, out: Path) 
         f"ablation_{stem}": plots.ablation_curves(runs, source, unseen, reference=reference,
                                                   title=f"{block}: mean win rate over training"),
         f"bars_{stem}": plots.per_map_bars({lab: groups[(block, lab)].final_win_rates() for lab in labels},
-                                           [*source, *unseen], title=f"{block}: final win rate per map"),
+                                           [*source, *unseen], title=f"{block}: final win rate per map",
+                                           n_source=len(source)),
     }
     if unseen:
         scores = {lab: 100 * stats.score_matrix(groups[(block, lab)].final_win_rates(), unseen) for lab in labels}
