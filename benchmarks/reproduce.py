@@ -196,7 +196,7 @@ def main() -> int:
     for group, maps in (("source", source), ("unseen", unseen)):
         if maps:
             fig = plots.learning_curves(runs, {f"{group} maps (mean)": maps},
-                                        title=f"{group} maps: mean win rate over {len(done_seeds)} seeds",
+                                        title=f"{block}, scale {scale}, {len(done_seeds)} seeds",
                                         highlight="HyGen")
             stem = args.table.with_name(f"{args.table.stem}_{group}")
             plots.save(fig, stem)
