@@ -336,3 +336,20 @@ def test_attack_move_stops_where_a_foe_comes_into_range_not_a_chunk_later():
     for _ in range(3):
         env.step(torch.tensor([[1, 0, 0]]))
     assert abs(float(env.pos[0, n, 0]) - 17.75) < 0.01, env.pos[0, n]
+
+
+def test_built_in_ai_answers_an_attacker_within_weapon_range_first():
+    """An engaged enemy switches from its nearest target to a foe in weapon range that attacks
+    it (SC2 units retaliate; the real 3m enemies' fire spreads over the allies this way,
+    docs/simulator.md mechanic 4) and keeps its target while nobody in range attacks it."""
+    env = _lone_enemy_env()  # one enemy at (20, 16)
+    n = env.n_agents
+    env.pos[0, :n] = torch.tensor([[15.0, 16.0], [15.5, 13.0], [14.0, 20.0]])  # 5.0, 5.4, 7.2 away
+    env.health[0, n] = 1e6  # survives the test
+    env._observe()
+    env.step(torch.tensor([[1, 1, 1]]))  # allies stop
+    assert int(env.target[0, n]) == 0  # the nearest ally
+    env.step(torch.tensor([[1, 1, 1]]))
+    assert int(env.target[0, n]) == 0  # sticks to it
+    env.step(torch.tensor([[1, 6, 1]]))  # ally 1 (5.4 away, in the enemy's range) attacks it
+    assert int(env.target[0, n]) == 1

@@ -76,9 +76,14 @@ def test_teacher_forced_damage_within_5_percent(one_step):
 
 
 def test_teacher_forced_enemy_target_choice(one_step):
-    """The built-in AI's damage falls on the ally SC2 hit in 73 % of it (issue target 80 %)."""
-    assert one_step["ally_same_unit"] >= 0.70, one_step["ally_same_unit"]
+    """The built-in AI's damage falls on the ally SC2 hit in at least 80 % of it (issue 14's
+    target; 0.82 with retaliation, 0.73 with nearest-first alone), its fire spreads over the
+    allies like SC2's (multi-hit steps all on one ally: SC2 0.22, sim 0.30, nearest-first 0.57)
+    and the allies die at SC2's rate (0.169 per step; nearest-first 0.206)."""
+    assert one_step["ally_same_unit"] >= 0.80, one_step["ally_same_unit"]
     assert one_step["enemy_same_unit"] >= 0.99  # the allies' targets are the recorded orders
+    assert one_step["enemy_focus_sim"] <= 0.35, one_step["enemy_focus_sim"]
+    assert abs(one_step["deaths_sim"] - one_step["deaths_real"]) <= 0.05 * one_step["deaths_real"]
 
 
 def test_replay_tracks_sc2_until_the_fight(replay):

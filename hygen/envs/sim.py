@@ -153,6 +153,7 @@ class SimEnv:
         # [i, j] matrices: i in weapon range of j iff dist <= reach (SC2 measures edge to edge);
         # a big distance penalty for non-hostile pairs (and i == j) so one min finds the nearest foe
         self.reach = rsum + col("weapon_range")[:, None]
+        self.reach_t = self.reach.T.contiguous()  # [j, i]: j within i's weapon range iff dist <= reach_t
         self.not_foe = torch.where(hostile, 0.0, _BIG)
         # attack-move acquires foes within weapon range, but at least ACQUIRE_RANGE (melee units)
         self.acquire_extra = (ACQUIRE_RANGE - col("weapon_range")).clamp(min=0.0)
@@ -435,8 +436,15 @@ class SimEnv:
         # weapon range (SC2: the front enemies of the real data walk straight until they stop
         # at weapon range). Engaged: stay on the target while it is in range, else take the
         # nearest foe within sight, else stand (the real enemies do not walk on after a fight).
+        # Both answer an attacker first: the nearest foe within weapon range whose order targets
+        # the unit (SC2 units retaliate; the real data's enemy fire spreads over the allies the
+        # way this predicts, docs/simulator.md mechanic 4).
+        attacker = (tgt[:, :, None] == ids) & (foe_d <= self.reach_t)  # [E, j, i]: j attacks i, in range
+        att_d, att = torch.where(attacker, foe_d, _BIG).min(1)
+        has_att = att_d < _BIG
         engaged_tgt = torch.where(tgt_gap <= 0, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, ids))
         am_tgt = torch.where(is_am, torch.where(near_gap <= self.acquire_extra, nearest, ids), engaged_tgt)
+        am_tgt = torch.where(has_att, att, am_tgt)
         # attack order on a living target: that target; a stop order or an attack order on a
         # dead target: idle, fire at the nearest foe in range; a move order never fires
         idle_tgt = torch.where(near_gap <= 0, nearest, ids)
