@@ -1,6 +1,6 @@
 """The built-in simulator against real SC2 episodes (3m medium): three tables.
 
-    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--out fidelity.json] [--plot fidelity.png]
+    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--collisions] [--out fidelity.json] [--plot fidelity.png]
 
 1. Calibration: pinned rows are game mechanics the real data determines (must agree within
    5 %); the others depend on the behaviour policy (the sim runs the focus-fire heuristic with
@@ -43,13 +43,15 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="write the tables as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
     p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
+    p.add_argument("--collisions", action="store_true", help="simulate with SimEnv(collisions=True) (units steer around each other)")
     args = p.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     data = load_real(args.data)
     real = fidelity_stats(data, "3m")
     g = torch.Generator().manual_seed(args.seed)
-    sim_eps = record_sim("3m", lambda env: focus_fire_actions(env, args.epsilon, g), args.episodes, args.seed)
+    env_kw = {"collisions": args.collisions}
+    sim_eps = record_sim("3m", lambda env: focus_fire_actions(env, args.epsilon, g), args.episodes, args.seed, **env_kw)
     sim = fidelity_stats(sim_eps, "3m")
     rows = compare(real, sim)
     print(f"{'statistic':24s} {'unit':10s} {'real SC2':>10s} {'sim':>10s} {'rel err':>8s}  pinned")
@@ -60,15 +62,15 @@ def main() -> int:
     print(f"{sum(r['pinned'] for r in rows) - len(bad)}/{sum(r['pinned'] for r in rows)} pinned rows within 5 % "
           f"({time.perf_counter() - t0:.1f} s)")
 
-    replay = replay_open_loop(data, "3m", steps=args.steps, seed=args.seed)
+    replay = replay_open_loop(data, "3m", steps=args.steps, seed=args.seed, **env_kw)
     print_replay(replay)
-    tf = teacher_forced(data, "3m", seed=args.seed)
+    tf = teacher_forced(data, "3m", seed=args.seed, **env_kw)
     print_teacher_forced(tf)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             "data": str(args.data), "sim_episodes": args.episodes,
-            "sim_policy": f"focus_fire epsilon={args.epsilon}", "rows": rows,
+            "sim_policy": f"focus_fire epsilon={args.epsilon}", "env": env_kw, "rows": rows,
             "replay": {side: {k: [float(x) for x in v] for k, v in st.items()} for side, st in replay.items()},
             "teacher_forced": tf}, indent=2))
     if args.plot:

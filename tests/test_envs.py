@@ -353,3 +353,50 @@ def test_built_in_ai_answers_an_attacker_within_weapon_range_first():
     assert int(env.target[0, n]) == 0  # sticks to it
     env.step(torch.tensor([[1, 6, 1]]))  # ally 1 (5.4 away, in the enemy's range) attacks it
     assert int(env.target[0, n]) == 1
+
+
+def _collision_step(positions, actions, collisions=True):
+    """3m allies at ``positions`` (enemies far away) take one step with ``actions``; returns their moves."""
+    env = SimEnv("3m", num_envs=1, seed=0, collisions=collisions)
+    env.reset()
+    env.pos[0, :3] = torch.tensor(positions)
+    env._observe()
+    before = env.pos[0, :3].clone()
+    env.step(torch.tensor([actions]))
+    return env.pos[0, :3] - before
+
+
+def test_collisions_head_on_units_pass_each_other_on_their_right():
+    """Every real 3m episode starts with (east, east, west): allies 1 and 2, 0.69 apart on one
+    line, walk into each other. In SC2 both sidestep to their right and pass (agent 2 ends
+    (-0.97, +0.29) from its start), agent 0 walks on untouched (+1.124, -0.003); without
+    collisions they walk through each other (docs/simulator.md, mechanic 5)."""
+    start = [[9.0, 15.312], [9.0, 16.0], [9.688, 16.0]]
+    d = _collision_step(start, [4, 4, 5])
+    assert torch.allclose(d[0], torch.tensor([1.125, 0.0]), atol=1e-3), d[0]  # not shoved aside
+    assert 0.15 <= float(d[2, 1]) <= 0.4 and -1.1 <= float(d[2, 0]) <= -0.9, d[2]  # right of west = north
+    assert float(d[1, 1]) < 0 and float(d[1, 0]) < 1.0, d[1]  # right of east = south, slowed down
+    plain = _collision_step(start, [4, 4, 5], collisions=False)
+    assert abs(float(plain[1, 1])) < 1e-6 and float(plain[1, 0]) > 1.2  # walks through
+
+
+def test_collisions_sidestep_away_from_the_side_the_other_unit_stands_on():
+    """Head-on but ally 2 standing 0.1 south of ally 1's line: each steps away from the other's
+    side (ally 1 north, ally 2 south), as in the 47 real episodes where the spawn is so offset."""
+    d = _collision_step([[9.0, 14.0], [9.0, 16.0], [9.688, 15.9]], [4, 4, 5])
+    assert float(d[1, 1]) > 0.1 and float(d[2, 1]) < -0.1, d
+
+
+def test_collisions_followers_and_bystanders():
+    """Units walking the same way one behind the other are not deflected; a unit walking into a
+    standing one goes around it and the standing one is not pushed away."""
+    d = _collision_step([[9.0, 12.0], [9.0, 16.0], [9.7, 16.0]], [4, 4, 4])
+    assert torch.allclose(d[1:], torch.tensor([[1.125, 0.0], [1.125, 0.0]]), atol=1e-4), d
+    env = SimEnv("3m", num_envs=1, seed=0, collisions=True)
+    env.reset()
+    env.pos[0, :3] = torch.tensor([[9.0, 12.0], [9.0, 16.0], [10.0, 16.05]])
+    env._observe()
+    for _ in range(2):
+        env.step(torch.tensor([[1, 4, 1]]))  # ally 1 walks east into the standing ally 2
+    assert float((env.pos[0, 2] - torch.tensor([10.0, 16.05])).norm()) < 0.05, env.pos[0, 2]
+    assert float(env.pos[0, 1, 0]) > 10.5 and float(env.pos[0, 1, 1]) < 16.0, env.pos[0, 1]  # passed on its right

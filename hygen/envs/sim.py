@@ -94,6 +94,9 @@ class SimEnv:
         mirror_spawn: place the enemies at the mirror image of the allies' formation (SC2
             places both sides with the same offsets and gives the enemies one loop's head
             start, which is what the default reproduces); for symmetry checks.
+        collisions: units steer around each other instead of walking through (SC2's hard
+            bodies): closer to SC2 over whole trajectories but about 30 % slower, so off by
+            default to keep the speed target (docs/simulator.md, mechanic 5).
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
@@ -102,7 +105,7 @@ class SimEnv:
 
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
-                 ally_ai: bool = False, mirror_spawn: bool = False):
+                 ally_ai: bool = False, mirror_spawn: bool = False, collisions: bool = False):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -115,6 +118,7 @@ class SimEnv:
         self.validate_actions = validate_actions
         self.ally_ai = ally_ai
         self.mirror_spawn = mirror_spawn
+        self.collisions = collisions
         self.env_info = self.map.env_info
         self.n_agents, self.n_enemies = self.map.n_agents, self.map.n_enemies
         self.n_actions = self.map.n_actions
@@ -159,6 +163,7 @@ class SimEnv:
         self.acquire_extra = (ACQUIRE_RANGE - col("weapon_range")).clamp(min=0.0)
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
         self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
+        self.sep2 = self.sep * self.sep
         # damage of one attack of i on j: hits x (damage + armored bonus)
         self.attack_dmg = self.hits[:, None] * (damage[:, None] + bonus[:, None] * armored[None, :])
         self.dmg_depends_on_target = bool((self.attack_dmg != self.attack_dmg[:, :1]).any())
@@ -235,7 +240,7 @@ class SimEnv:
         goal = torch.where(self.is_enemy, torch.tensor(g.ally_spawn, device=dev)[:, None],
                            torch.tensor(g.enemy_spawn, device=dev)[:, None])  # attack-move goals
         zeros = torch.zeros(self.n_units, device=dev)
-        self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal])
+        self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal, zeros, zeros])
         # enemies attack-move towards the allies' start (SMAC's map triggers); no targets yet
         order0 = torch.where(self.is_enemy | self.ally_ai, ORDER_ATTACK_MOVE, ORDER_STOP)
         self.fresh_l = torch.stack([order0, self.unit_ids])
@@ -293,6 +298,7 @@ class SimEnv:
         # cooldown: game loops until the weapon is ready (< 0: ready); delay: reaction delay
         # before the next shot; since_hit: game loops since last damage (shield regeneration)
         self._xy, self._goal = f[:, 5:7], f[:, 7:9]  # [E, 2, U], x and y rows
+        self._moved = f[:, 9:11]  # [E, 2, U]: each unit's move in the last chunk (collisions only)
         self.pos = self._xy.transpose(1, 2)  # [E, U, 2] view
         self.order, self.target = self._l.unbind(1)
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
@@ -419,10 +425,21 @@ class SimEnv:
         dist = torch.hypot(rel[:, 0], rel[:, 1])  # [E, i, j]
         d_live = dist + dead_pen[:, None, :] + dead_pen[:, :, None]  # >= BIG unless both alive
 
-        # soft separation: overlapping living units push each other apart (half each).
-        # w and rel are (anti)symmetric, so sum_j w_ij rel_ij = -sum_j (w rel)_ji.
-        w = (self.sep - d_live).clamp_(min=0).div_(dist.clamp(min=1e-3))
-        xy.add_((w[:, None] * rel).sum(2), alpha=0.5)
+        if self.collisions:
+            # overlapping living units are pushed apart; the one that walked into the other in
+            # the last chunk takes the push (in proportion to how far each moved towards the
+            # other, half each when neither did): in the real data a unit walking straight is
+            # not shoved aside by one that steps into its way (docs/simulator.md, mechanic 5)
+            inv_d = dist.clamp(min=1e-3).reciprocal_()
+            towards = (self._moved[:, :, :, None] * rel).sum(1).mul_(inv_d).clamp_(min=0).add_(1e-6)
+            share = towards / (towards + towards.transpose(1, 2))
+            push = share.mul_((self.sep - d_live).clamp_(min=0)).mul_(inv_d)
+            xy.sub_((rel * push[:, None]).sum(3))
+        else:
+            # soft separation: overlapping living units push each other apart (half each).
+            # w and rel are (anti)symmetric, so sum_j w_ij rel_ij = -sum_j (w rel)_ji.
+            w = (self.sep - d_live).clamp_(min=0).div_(dist.clamp(min=1e-3))
+            xy.add_((w[:, None] * rel).sum(2), alpha=0.5)
 
         # --- targets (distances from before the push, as SC2 decides on the last frame) --------
         foe_d = d_live + self.not_foe  # distance to each living foe, >= BIG otherwise
@@ -475,7 +492,11 @@ class SimEnv:
         enter = torch.where(is_am, along - h2.sqrt_(), _BIG)
         remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
-        xy.addcmul_(vec, (stride / length)[:, None])
+        if self.collisions:  # steer around units in the way
+            self._moved.copy_(self._steer(rel, vec.div_(length[:, None]), stride, d_live))
+            xy.add_(self._moved)
+        else:
+            xy.addcmul_(vec, (stride / length)[:, None])
         xy.clamp_(self.xy_lo, self.xy_hi)
 
         # --- attacks ----------------------------------------------------------------------
@@ -512,6 +533,37 @@ class SimEnv:
             regen = (self.since_hit >= SHIELD_REGEN_DELAY_LOOPS) & live
             regen_f = regen * (SHIELD_REGEN_PER_LOOP * dt)
             torch.minimum(self.shield + regen_f, self.sh_max, out=self.shield)
+
+    def _steer(self, rel: torch.Tensor, u: torch.Tensor, stride: torch.Tensor, d_live: torch.Tensor) -> torch.Tensor:
+        """This chunk's displacement [E, 2, U] of units walking ``stride`` [E, U] along the unit
+        heading ``u`` [E, 2, U]: straight on unless another living unit is in the way.
+
+        SC2 units do not walk through each other. A unit whose path, relative to the other
+        unit's own motion this chunk, comes within the separation distance of it steps sideways
+        by what it takes to pass, away from the side the other stands on (to its right when
+        exactly head-on), half of it each when both walk into each other, and spends the rest
+        of its stride going forward. Evidence: the real 3m data (docs/simulator.md, mechanic 5).
+        """
+        v = u * stride[:, None]  # planned displacement
+        w = v[:, :, :, None] - v[:, :, None, :]  # [E, 2, i, j]: i's motion relative to j
+        # the relative path x_i + tau w meets the separation circle around j at the smallest tau
+        # solving |rel - tau w| = sep: tau = (p - sqrt(sep^2 w^2 - c^2)) / w^2, p = rel.w, c = w x rel
+        p = (rel * w).sum(1)
+        w2 = (w * w).sum(1)
+        c = w[:, 0] * rel[:, 1] - w[:, 1] * rel[:, 0]
+        disc = torch.addcmul(-c * c, self.sep2, w2)  # > 0: the path passes within sep of j
+        tau = (p - disc.clamp(min=0).sqrt_()).div_(w2.clamp(min=1e-12))
+        blocked = (disc > 0) & (p > 0) & (tau < 1) & (d_live < _BIG)  # approaching, touching this chunk
+        first, jb = torch.where(blocked, tau, _BIG).min(2)  # the first unit in the way
+        ids = self.unit_ids
+        rel_b = rel.gather(3, jb[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # [E, 2, U]
+        lat_b = u[:, 0] * rel_b[:, 1] - u[:, 1] * rel_b[:, 0]  # > 0: it stands on i's left
+        mutual = (jb.gather(1, jb) == ids) & (stride.gather(1, jb) > 0)
+        need = (self.sep[ids, jb] - lat_b.abs()).mul_(torch.where(mutual, 0.5, 1.0))
+        lateral = torch.minimum(need, stride).mul_(first < _BIG)
+        forward = (stride * stride - lateral * lateral).clamp_(min=0).sqrt_()
+        side = torch.where(lat_b < 0, lateral, -lateral)  # > 0: to i's left, i.e. along (-u_y, u_x)
+        return torch.stack([u[:, 0] * forward - u[:, 1] * side, u[:, 1] * forward + u[:, 0] * side], 1)
 
     # ------------------------------------------------------------------ observations
     def _observe(self, alive: torch.Tensor | None = None) -> None:
