@@ -26,11 +26,9 @@ from typing import Any
 
 import torch
 
+from hygen.learners.base import CheckpointError, check_state_dict  # noqa: F401  (re-exported: rundir raises them)
+
 CHECKPOINT_GLOB = "ckpt_*.pt"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: unreadable, or written by another model."""
 
 
 def git_revision(path: str | Path | None = None) -> str | None:
@@ -278,20 +276,3 @@ class LineProgress:
             parts.append(f"{per}, ETA {int(eta // 60)} min {int(eta % 60):02d} s")
         parts += [f"{k}={v}" for k, v in self.postfix.items()]
         print(", ".join(parts), file=sys.stderr, flush=True)
-
-
-def check_state_dict(expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError naming the keys and shapes when ``loaded`` is from another model."""
-    missing = sorted(set(expected) - set(loaded))
-    unexpected = sorted(set(loaded) - set(expected))
-    shapes = [f"{k}: checkpoint {tuple(loaded[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in loaded and hasattr(v, "shape")
-              and tuple(loaded[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        lines = [f"{source}: checkpoint does not fit this model"]
-        if missing:
-            lines.append(f"  missing keys: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
-        if unexpected:
-            lines.append(f"  unexpected keys: {', '.join(unexpected[:8])}{' ...' if len(unexpected) > 8 else ''}")
-        lines += [f"  shape mismatch {s}" for s in shapes[:8]]
-        raise CheckpointError("\n".join(lines))

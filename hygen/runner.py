@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from hygen.buffers.scheme import EPISODE_SCHEME, allocate
+from hygen.learners.exploration import epsilon_greedy
 
 __all__ = [
     "Controller",
@@ -56,21 +57,6 @@ def reset_agent_state(state: dict[str, Tensor], fresh: dict[str, Tensor], mask: 
         m = mask.view(-1, *([1] * (v.dim() - 1))).to(v.device)
         out[k] = torch.where(m, fresh[k].to(v.device, v.dtype), v)
     return out
-
-
-def epsilon_greedy(q: Tensor, avail: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Tensor:
-    """Greedy over available actions, uniformly random available action with prob. epsilon.
-
-    q: [..., A] values; avail: [..., A] bool. Returns [...] long.
-    """
-    avail = avail.bool()
-    greedy = q.masked_fill(~avail, float("-inf")).argmax(-1)
-    if epsilon <= 0.0:
-        return greedy
-    flat = avail.reshape(-1, avail.shape[-1]).float()
-    random = torch.multinomial(flat, 1, generator=generator).view(greedy.shape)
-    explore = torch.rand(greedy.shape, device=q.device, generator=generator) < epsilon
-    return torch.where(explore, random, greedy)
 
 
 @gin.configurable

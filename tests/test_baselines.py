@@ -164,7 +164,7 @@ def test_checkpoint_of_updet_m_does_not_load_into_updet_l():
     torch.testing.assert_close(action_values(m.q_net, b.obs, b.actions_onehot, "3m")[0],
                                action_values(m2.q_net, b.obs, b.actions_onehot, "3m")[0])
     parse("updet_l")
-    with pytest.raises(CheckpointError, match=r"mixer 'AttentionMixer'.*'VDNMixer'"):
+    with pytest.raises(CheckpointError, match=r"mixer_type='AttentionMixer', this learner 'VDNMixer'.*UPDeT-l"):
         ActionValueLearner(maps=["3m"]).load_state_dict(m.state_dict())
 
 

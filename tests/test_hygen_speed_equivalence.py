@@ -19,7 +19,7 @@ from hygen.buffers.synthetic import random_episodes
 from hygen.encoders import AttentionActionDecoder
 from hygen.encoders.attention import MultiHeadSelfAttention, pack_rows
 from hygen.entities import obs_entities
-from hygen.learners.hygen import HyGenLearner, _shift_last_actions
+from hygen.learners.hygen import HyGenLearner
 from hygen.losses import CloneByReturn, alive_agents, consistency_loss, td_loss, vae_loss, weighted_nll
 
 
@@ -81,7 +81,7 @@ def test_full_query_attention_keeps_the_direct_path():
 def test_decoder_logits_at_equals_forward_then_gather_with_padding():
     dec = AttentionActionDecoder(num_skills=4, emb_dim=32, hidden_dim=16)
     b = random_episodes("5m_vs_6m", 4, lengths=[3, 9, 5, 1], seed=2)
-    obs, last = b.obs[:, :-1], _shift_last_actions(b.actions_onehot)[:, :-1]
+    obs, last = b.obs[:, :-1], b.last_actions_onehot[:, :-1]
     valid = b.mask[..., 0] > 0
     skills = torch.randint(0, 4, valid.shape + (5,))
     idx = skills[..., None, None].expand(*skills.shape, 1, 12)
@@ -105,7 +105,7 @@ def _reference_policy_loss(lr: HyGenLearner, b, ratio: float) -> torch.Tensor:
     """Eq. 6 + refinement as written before the fast paths: padded tensors, every network on
     every row, the decoder's logits for all skills on the T transition rows."""
     m, mask, onehot = b.map_name, b.mask, b.actions_onehot
-    last = _shift_last_actions(onehot)
+    last = b.last_actions_onehot
     actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
     agent_mask = alive_agents(avail, mask)
     with torch.no_grad():
@@ -133,7 +133,7 @@ def _reference_skill_loss(lr: HyGenLearner, b) -> torch.Tensor:
     onehot = b.actions_onehot
     avail = b.avail_actions[:, :-1]
     skill_logits = lr.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name)
-    dec_logits, _ = lr.decoder(b.obs[:, :-1], _shift_last_actions(onehot)[:, :-1], b.map_name)
+    dec_logits, _ = lr.decoder(b.obs[:, :-1], b.last_actions_onehot[:, :-1], b.map_name)
     return vae_loss(dec_logits, skill_logits, b.actions[:, :-1, :, 0], avail, alive_agents(avail, b.mask),
                     lr.beta)[0]
 

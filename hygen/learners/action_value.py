@@ -30,11 +30,11 @@ from hygen.encoders import ActionDecoder, AttentionActionDecoder
 from hygen.encoders.attention import pack_rows
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
-from hygen.learners.hygen import _build, _shift_last_actions, offline_share, summed_map_step
+from hygen.learners.base import LearnerBase, LearnerConfigError, build_component, offline_share
+from hygen.learners.exploration import epsilon_greedy
 from hygen.losses import ConservativeLoss, CQLLoss, alive_agents, masked_mean, td_loss
 from hygen.mixers.attention import AttentionMixer
 from hygen.mixers.base import ValueMixer
-from hygen.runner import epsilon_greedy
 
 # Finite stand-in for -inf on unavailable actions: the conservative term's logsumexp and
 # max ignore them, and rows with no available action (padding) stay finite (no 0 * inf).
@@ -73,7 +73,7 @@ class ActionValueController:
 
 
 @gin.configurable
-class ActionValueLearner:
+class ActionValueLearner(LearnerBase):
     """UPDeT-m / UPDeT-l learner (Learner contract of ``hygen.trainer``).
 
     Args:
@@ -90,6 +90,8 @@ class ActionValueLearner:
     """
 
     _MODULES = ("q_net", "mixer", "target_q_net", "target_mixer")
+    _TARGETS = (("target_q_net", "q_net"), ("target_mixer", "mixer"))
+    _CHECKPOINT_HINT = " (ActionValueLearner.mixer: UPDeT-m uses AttentionMixer, UPDeT-l VDNMixer)"
 
     def __init__(self, maps: str | Sequence[str] = (), device: str | torch.device = "cpu",
                  q_network: Callable[..., ActionDecoder] = AttentionActionDecoder,
@@ -100,13 +102,13 @@ class ActionValueLearner:
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones
         self.device = torch.device(device)
-        self.q_net = _build(q_network, "q_network", OWNER, num_skills=1).to(self.device)
+        self.q_net = build_component(q_network, "q_network", OWNER, num_skills=1).to(self.device)
         if getattr(self.q_net, "num_skills", 1) != 1 or getattr(self.q_net, "return_conditioned", False):
-            raise ValueError(f"{OWNER}.q_network must be a one-skill decoder without return conditioning, got "
+            raise LearnerConfigError(f"{OWNER}.q_network must be a one-skill decoder without return conditioning, got "
                              f"{type(self.q_net).__name__} with num_skills={self.q_net.num_skills}, "
                              f"return_conditioned={getattr(self.q_net, 'return_conditioned', False)}")
-        self.mixer = _build(mixer, "mixer", OWNER).to(self.device)
-        self.conservative = _build(conservative, "conservative", OWNER)
+        self.mixer = build_component(mixer, "mixer", OWNER).to(self.device)
+        self.conservative = build_component(conservative, "conservative", OWNER, (ConservativeLoss,))
         self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.gamma, self.grad_norm_clip, self.double_q = gamma, grad_norm_clip, double_q
@@ -127,38 +129,17 @@ class ActionValueLearner:
         """
         if ratio is None:
             ratio = offline_share(batches)
-        return summed_map_step(self, batches, lambda b: self._loss(b, ratio))
+        return self.summed_map_step(batches, lambda b: self._loss(b, ratio))
 
-    def update_targets(self) -> None:
-        self.target_q_net.load_state_dict(self.q_net.state_dict())
-        self.target_mixer.load_state_dict(self.mixer.state_dict())
-
-    def state_dict(self) -> dict:
-        sd = {name: getattr(self, name).state_dict() for name in self._MODULES}
-        sd.update(mixer_type=type(self.mixer).__name__, maps=self.maps, optimizer=self.optimizer.state_dict())
-        return sd
-
-    def load_state_dict(self, sd: dict) -> None:
-        from hygen.rundir import CheckpointError, check_state_dict
-
-        if sd.get("mixer_type") != type(self.mixer).__name__:
-            raise CheckpointError(f"ActionValueLearner checkpoint has mixer {sd.get('mixer_type')!r}, this learner "
-                                  f"{type(self.mixer).__name__!r} (ActionValueLearner.mixer: UPDeT-m uses "
-                                  "AttentionMixer, UPDeT-l VDNMixer)")
-        for name in self._MODULES:
-            if name not in sd:
-                raise KeyError(f"ActionValueLearner checkpoint lacks {name!r}; has {sorted(sd)}")
-            module = getattr(self, name)
-            check_state_dict(module.state_dict(), sd[name], f"ActionValueLearner.{name}")
-            module.load_state_dict(sd[name])
-        self.optimizer.load_state_dict(sd["optimizer"])
+    def _checkpoint_fingerprint(self) -> dict:
+        return {"mixer_type": type(self.mixer).__name__}
 
     @torch.no_grad()
     def value_estimates(self, b) -> Tensor:
         """Q_tot(s_t, a_data) [B, T, 1] of a batch (hygen.diagnostics: does it track the return?)."""
         b = b.trim().to(self.device)
         rows = b.filled[..., 0] > 0
-        qs, _ = action_values(self.q_net, b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)
+        qs, _ = action_values(self.q_net, b.obs, b.last_actions_onehot, b.map_name, valid=rows)
         chosen = qs[:, :-1].gather(-1, b.actions[:, :-1]).squeeze(-1)
         return self.mixer(chosen, b.state[:, :-1], b.map_name, b.mask[..., 0] > 0)
 
@@ -167,7 +148,7 @@ class ActionValueLearner:
         """L_TD + eta * L_CQL on one map's batch (module docstring)."""
         m = b.map_name
         mask = b.mask  # [B, T, 1]
-        last = _shift_last_actions(b.actions_onehot)  # [B, T+1, n, A]
+        last = b.last_actions_onehot  # [B, T+1, n, A]
         actions, avail = b.actions[:, :-1, :, 0], b.avail_actions  # [B, T, n], [B, T+1, n, A]
         agent_mask = alive_agents(avail[:, :-1], mask)  # [B, T, n]
         steps = mask[..., 0] > 0  # [B, T] transitions

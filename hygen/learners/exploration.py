@@ -22,8 +22,29 @@ import gin
 import torch
 from torch import Tensor
 
-__all__ = ["EpsilonActions", "EpsilonSkills", "EpsilonSkillsEpsilonSampledActions", "EpsilonSkillsSampledActions",
-           "SkillExploration"]
+__all__ = [
+    "EpsilonActions",
+    "EpsilonSkills",
+    "EpsilonSkillsEpsilonSampledActions",
+    "EpsilonSkillsSampledActions",
+    "SkillExploration",
+    "epsilon_greedy",
+]
+
+
+def epsilon_greedy(q: Tensor, avail: Tensor, epsilon: float, generator: torch.Generator | None = None) -> Tensor:
+    """Greedy over available actions, uniformly random available action with prob. epsilon.
+
+    q: [..., A] values; avail: [..., A] bool. Returns [...] long.
+    """
+    avail = avail.bool()
+    greedy = q.masked_fill(~avail, float("-inf")).argmax(-1)
+    if epsilon <= 0.0:
+        return greedy
+    flat = avail.reshape(-1, avail.shape[-1]).float()
+    random = torch.multinomial(flat, 1, generator=generator).view(greedy.shape)
+    explore = torch.rand(greedy.shape, device=q.device, generator=generator) < epsilon
+    return torch.where(explore, random, greedy)
 
 
 class SkillExploration:

@@ -64,16 +64,15 @@ from hygen.encoders import AttentionActionDecoder, AttentionObservationEncoder, 
 from hygen.encoders.attention import EntityGRUTrunk, pack_rows, unpack_rows
 from hygen.entities import OBS_TOKEN_DIM, STATE_TOKEN_DIM, obs_entities, state_entities
 from hygen.envs.maps import get_map
-from hygen.learners.hygen import _shift_last_actions
+from hygen.learners.base import LearnerBase, LearnerConfigError, build_component
+from hygen.learners.exploration import epsilon_greedy
 from hygen.losses import alive_agents, masked_mean, td_loss
 from hygen.mixers.attention import AttentionMixer, ValueMixer
-from hygen.runner import epsilon_greedy
 
 PHASES = ("hissd",)
 
 
-class HiSSDConfigError(ValueError):
-    """A HiSSDLearner binding with a value it cannot use."""
+HiSSDConfigError = LearnerConfigError  # the name earlier releases raised
 
 
 # ----- loss terms ------------------------------------------------------------------------------
@@ -208,12 +207,7 @@ class EntityForwardModel(nn.Module):
 
 
 def _build(factory, what: str, **kwargs) -> nn.Module:
-    """Gin passes a class (``@X``) or an instance (``@X()``); build the former with kwargs."""
-    if isinstance(factory, nn.Module):
-        return factory
-    if callable(factory):
-        return factory(**kwargs)
-    raise HiSSDConfigError(f"HiSSDLearner.{what}: expected a class or an nn.Module instance, got {factory!r}")
+    return build_component(factory, what, "HiSSDLearner", **kwargs)
 
 
 # ----- acting ----------------------------------------------------------------------------------
@@ -249,7 +243,7 @@ class HiSSDController:
 
 # ----- the learner -----------------------------------------------------------------------------
 @gin.configurable
-class HiSSDLearner:
+class HiSSDLearner(LearnerBase):
     """The HiSSD learner (Learner contract of ``hygen.trainer``); see the module docstring.
 
     Args:
@@ -330,6 +324,8 @@ class HiSSDLearner:
 
     _TRAINED = ("common_encoder", "task_encoder", "decoder", "forward_model", "q_net", "v_net", "q_mixer", "v_mixer")
     _MODULES = _TRAINED + ("target_q_net", "target_q_mixer")
+    # theta^- <- rate * theta + (1 - rate) * theta^- (IQL: rate 0.005 every step; 1.0 = hard copy)
+    _TARGETS = (("target_q_net", "q_net"), ("target_q_mixer", "q_mixer"))
 
     def skills(self, common: Tensor, task: Tensor) -> Tensor:
         """The decoder's skill vector [c_i, e_i / |e_i|] (the task skill lives on the unit sphere)."""
@@ -346,59 +342,23 @@ class HiSSDLearner:
                              "(bind Trainer.phases = [@hissd/Phase()] with hissd/Phase.name = 'hissd')")
         if not batches:
             raise ValueError("HiSSDLearner.update: got no batches")
-        self.optimizer.zero_grad(set_to_none=True)
-        stats: dict[str, float] = {}
-        total, task_skills, task_labels = 0.0, [], []
-        for label, (map_name, batch) in enumerate(batches.items()):
-            if batch.map_name != map_name:
-                raise ValueError(f"HiSSDLearner.update: batch keyed {map_name!r} holds map {batch.map_name!r}")
-            loss, s, e_sample = self._map_loss(batch.trim().to(self.device))
-            total = total + loss
-            task_skills.append(e_sample)
-            task_labels.append(torch.full((len(e_sample),), label, device=self.device))
-            for k, v in s.items():
-                stats[k] = stats.get(k, 0.0) + float(v) / len(batches)
-                stats[f"{map_name}/{k}"] = float(v)
-        # one graph for all maps: the contrastive term compares task skills across them
-        l_nce = info_nce_loss(torch.cat(task_skills), torch.cat(task_labels), self.contrastive_temperature)
-        total = total + self.contrastive_weight * l_nce
-        total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_norm_clip)
-        self.optimizer.step()
-        stats.update(nce_loss=float(l_nce.detach()), loss=float(total.detach()), grad_norm=float(grad_norm))
-        return stats
+        return self.summed_map_step(batches, self._map_loss, extra_loss=self._contrastive_loss)
 
-    @torch.no_grad()
-    def update_targets(self) -> None:
-        """theta^- <- rate * theta + (1 - rate) * theta^- (IQL: rate 0.005 every step; 1.0 = hard copy)."""
-        for target, online in ((self.target_q_net, self.q_net), (self.target_q_mixer, self.q_mixer)):
-            for t, o in zip(target.state_dict().values(), online.state_dict().values()):
-                t.lerp_(o, self.target_update_rate) if t.is_floating_point() else t.copy_(o)
+    def _contrastive_loss(self, task_skills: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """contrastive_weight * L_nce over the task skills drawn on every map (label: the map)."""
+        labels = torch.cat([torch.full((len(e),), i, device=self.device) for i, e in enumerate(task_skills)])
+        l_nce = info_nce_loss(torch.cat(task_skills), labels, self.contrastive_temperature)
+        return self.contrastive_weight * l_nce, {"nce_loss": l_nce.detach()}
 
-    def state_dict(self) -> dict:
-        sd = {name: getattr(self, name).state_dict() for name in self._MODULES}
-        sd.update(skill_dim=self.skill_dim, maps=self.maps, optimizer=self.optimizer.state_dict())
-        return sd
-
-    def load_state_dict(self, sd: dict) -> None:
-        from hygen.rundir import check_state_dict
-
-        if sd.get("skill_dim") != self.skill_dim:
-            raise ValueError(f"HiSSD checkpoint has skill_dim={sd.get('skill_dim')}, this learner {self.skill_dim}")
-        for name in self._MODULES:
-            if name not in sd:
-                raise KeyError(f"HiSSD checkpoint lacks {name!r}; has {sorted(sd)}")
-            module = getattr(self, name)
-            check_state_dict(module.state_dict(), sd[name], f"HiSSDLearner.{name}")
-            module.load_state_dict(sd[name])
-        self.optimizer.load_state_dict(sd["optimizer"])
+    def _checkpoint_fingerprint(self) -> dict:
+        return {"skill_dim": self.skill_dim}
 
     @torch.no_grad()
     def value_estimates(self, b) -> Tensor:
         """Q_tot(s_t, a_data) [B, T, 1] of a batch (hygen.diagnostics: does it track the return?)."""
         b = b.trim().to(self.device)
         rows = b.filled[..., 0] > 0
-        q_all = self.q_net(b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)[0][:, :-1, :, 0]
+        q_all = self.q_net(b.obs, b.last_actions_onehot, b.map_name, valid=rows)[0][:, :-1, :, 0]
         q_taken = q_all.gather(-1, b.actions[:, :-1]).squeeze(-1)
         return self.q_mixer(q_taken, b.state[:, :-1], b.map_name, b.mask[..., 0] > 0)
 
@@ -407,7 +367,7 @@ class HiSSDLearner:
         """L_Q + L_V + fwd_weight * L_fwd + L_pi on one map's batch, and the task skills drawn for L_nce."""
         m = b.map_name
         mask = b.mask  # [B, T, 1]
-        last = _shift_last_actions(b.actions_onehot)  # [B, T+1, n, A]
+        last = b.last_actions_onehot  # [B, T+1, n, A]
         actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
         agent_mask = alive_agents(avail, mask)  # [B, T, n]
         reward, terminated = b.reward[:, :-1], b.terminated[:, :-1]
@@ -452,7 +412,7 @@ class HiSSDLearner:
         loss = l_q + l_v + self.fwd_weight * l_fwd + l_pi
         with torch.no_grad():
             pred = logits[:, :-1].masked_fill(~avail, float("-inf")).argmax(-1)
-            stats = {"q_loss": l_q.detach(), "v_loss": l_v.detach(), "fwd_loss": l_fwd.detach(),
+            stats = {"loss": loss.detach(), "q_loss": l_q.detach(), "v_loss": l_v.detach(), "fwd_loss": l_fwd.detach(),
                      "policy_loss": l_pi.detach(), "nll": masked_mean(-logp, agent_mask),
                      "action_acc": masked_mean((pred == actions).float(), agent_mask),
                      "q_tot_mean": masked_mean(q_tot, mask), "v_tot_mean": masked_mean(v_tot[:, :-1], mask),

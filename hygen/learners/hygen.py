@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hygen.buffers.cache import EpisodeCache
 from hygen.encoders import (
     ActionDecoder,
     AttentionActionDecoder,
@@ -49,6 +50,7 @@ from hygen.encoders import (
 from hygen.encoders.attention import pack_rows
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
+from hygen.learners.base import LearnerBase, LearnerConfigError, build_component, offline_share
 from hygen.learners.conditioning import NoReturnConditioning, ReturnConditioning
 from hygen.learners.exploration import EpsilonSkillsSampledActions, SkillExploration
 from hygen.learners.skill_labels import RelabelledSkills, SkillLabels
@@ -85,109 +87,11 @@ REPLACED_BINDINGS = {
 }
 
 
-class HyGenConfigError(ValueError):
-    """A HyGenLearner binding with a value it cannot use."""
+HyGenConfigError = LearnerConfigError  # the name earlier releases raised
 
 
-class EpisodeCache:
-    """Per-episode tensors [T, ...] of one store, keyed by episode id, in a ring of
-    ``capacity`` slots (slot = id % capacity; a slot holding another id is a miss).
-
-    Phase 2 keeps the global encoder frozen, so q(z | s_t, a_t, i) of a stored episode never
-    changes: computing it once per episode instead of once per sample saves 15 % of a
-    policy update's FLOPs (docs/speed.md). A ring no smaller than the replay buffer encodes each
-    episode once.
-    """
-
-    def __init__(self, capacity: int, max_len: int):
-        self.capacity, self.max_len = int(capacity), int(max_len)
-        self.values: Tensor | None = None  # [slots, max_len, ...], grown by doubling up to capacity
-        self.ids: Tensor | None = None  # [slots] id held by each slot, -1: empty
-
-    def contains(self, ids: Tensor) -> Tensor:
-        if self.ids is None:
-            return torch.zeros_like(ids, dtype=torch.bool)
-        slots = ids % self.capacity
-        inside = slots < len(self.ids)
-        held = self.ids[slots.clamp(max=len(self.ids) - 1)]
-        return inside & (held == ids) & (ids >= 0)
-
-    def get(self, ids: Tensor, length: int) -> Tensor:
-        return self.values[ids % self.capacity, :length]
-
-    def put(self, ids: Tensor, values: Tensor) -> None:
-        keep = ids >= 0  # unknown episodes are not cached
-        ids, values = ids[keep], values[keep]
-        if not len(ids):
-            return
-        slots = ids % self.capacity
-        need = int(slots.max()) + 1
-        if self.ids is None or need > len(self.ids):
-            size = min(self.capacity, 1 << (need - 1).bit_length())
-            grown = values.new_zeros(size, self.max_len, *values.shape[2:])
-            grown_ids = torch.full((size,), -1, dtype=torch.long, device=ids.device)
-            if self.ids is not None:
-                grown[: len(self.ids)], grown_ids[: len(self.ids)] = self.values, self.ids
-            self.values, self.ids = grown, grown_ids
-        self.values[slots] = 0
-        self.values[slots, : values.shape[1]] = values
-        self.ids[slots] = ids
-
-
-_COMPONENTS = (nn.Module, ConservativeLoss, ConsistencyLoss, DecoderRefinement, SkillExploration, SkillLabels,
-               ReturnConditioning)
-
-
-def _build(factory, what: str, owner: str = "HyGenLearner", **kwargs):
-    """Gin passes a class (``@X``) or an instance (``@X()``); build the former with kwargs."""
-    if isinstance(factory, _COMPONENTS):
-        return factory
-    if callable(factory):
-        return factory(**kwargs)
-    raise HyGenConfigError(f"{owner}.{what}: expected a class or an instance, got {factory!r}")
-
-
-def _expect(obj, kind: type, what: str):
-    if not isinstance(obj, kind):
-        raise HyGenConfigError(f"HyGenLearner.{what}: expected a {kind.__name__} (class or instance), got {obj!r}")
-    return obj
-
-
-def offline_share(batches: Mapping[str, object]) -> float:
-    """R_h actually drawn: offline episodes / all episodes over the maps' batches."""
-    return sum(b.n_offline for b in batches.values()) / max(sum(len(b) for b in batches.values()), 1)
-
-
-def summed_map_step(learner, batches: Mapping[str, object], loss_fn) -> dict[str, float]:
-    """ONE optimizer step whose gradient is the sum over source maps of ``loss_fn(batch)``
-    (multi-task training as in the paper: one batch per map, gradients summed).
-
-    ``learner`` has ``optimizer``, ``params``, ``grad_norm_clip`` and ``device``;
-    ``loss_fn(batch) -> (loss, stats)``. Returns the stats averaged over maps, per map
-    (``<map>/<name>``) and the gradient norm before clipping.
-    """
-    name = type(learner).__name__
-    if not batches:
-        raise ValueError(f"{name}.update: got no batches")
-    learner.optimizer.zero_grad(set_to_none=True)
-    stats: dict[str, float] = {}
-    for map_name, batch in batches.items():
-        if batch.map_name != map_name:
-            raise ValueError(f"{name}.update: batch keyed {map_name!r} holds map {batch.map_name!r}")
-        loss, s = loss_fn(batch.trim().to(learner.device))
-        loss.backward()  # gradients accumulate: the step uses the sum over maps
-        for k, v in s.items():
-            stats[k] = stats.get(k, 0.0) + float(v) / len(batches)
-            stats[f"{map_name}/{k}"] = float(v)
-    grad_norm = torch.nn.utils.clip_grad_norm_(learner.params, learner.grad_norm_clip)
-    learner.optimizer.step()
-    stats["grad_norm"] = float(grad_norm)
-    return stats
-
-
-def _shift_last_actions(onehot: Tensor) -> Tensor:
-    """[B, T+1, n, A] a_t -> a_{t-1} (zeros at t=0)."""
-    return torch.cat([torch.zeros_like(onehot[:, :1]), onehot[:, :-1]], 1)
+def _build(factory, what: str, kind: type = nn.Module, **kwargs):
+    return build_component(factory, what, "HyGenLearner", (kind,), **kwargs)
 
 
 class HyGenController:
@@ -242,7 +146,7 @@ class HyGenController:
 
 
 @gin.configurable
-class HyGenLearner:
+class HyGenLearner(LearnerBase):
     """The HyGen learner (Learner contract of ``hygen.trainer``).
 
     Args:
@@ -320,13 +224,12 @@ class HyGenLearner:
             if mod.num_skills != num_skills:
                 raise HyGenConfigError(f"HyGenLearner.{name} has {mod.num_skills} skills, "
                                        f"HyGenLearner.num_skills is {num_skills}")
-        self.conservative = _expect(_build(conservative, "conservative"), ConservativeLoss, "conservative")
-        self.consistency = _expect(_build(consistency, "consistency"), ConsistencyLoss, "consistency")
-        self.skill_labels = _expect(_build(skill_labels, "skill_labels"), SkillLabels, "skill_labels")
-        self.refinement = _expect(_build(refinement, "refinement"), DecoderRefinement, "refinement")
-        self.exploration = _expect(_build(exploration, "exploration"), SkillExploration, "exploration")
-        self.return_conditioning = _expect(_build(return_conditioning, "return_conditioning"), ReturnConditioning,
-                                           "return_conditioning")
+        self.conservative = _build(conservative, "conservative", ConservativeLoss)
+        self.consistency = _build(consistency, "consistency", ConsistencyLoss)
+        self.skill_labels = _build(skill_labels, "skill_labels", SkillLabels)
+        self.refinement = _build(refinement, "refinement", DecoderRefinement)
+        self.exploration = _build(exploration, "exploration", SkillExploration)
+        self.return_conditioning = _build(return_conditioning, "return_conditioning", ReturnConditioning)
         if self.return_conditioning.active != bool(getattr(self.decoder, "return_conditioned", False)):
             raise HyGenConfigError(
                 f"HyGenLearner.return_conditioning is {self.return_conditioning!r} but the action decoder's "
@@ -364,35 +267,19 @@ class HyGenLearner:
             ratio = offline_share(batches)
         loss_fn = self._skill_discovery_loss if phase == "skill_discovery" else (
             lambda b: self._policy_loss(b, ratio))
-        stats = summed_map_step(self, batches, loss_fn)
+        stats = self.summed_map_step(batches, loss_fn)
         if phase == "policy":
             stats["ratio"] = float(ratio)
         return stats
 
-    def update_targets(self) -> None:
-        self.target_q_net.load_state_dict(self.q_net.state_dict())
-        self.target_mixer.load_state_dict(self.mixer.state_dict())
-
     _MODULES = ("global_encoder", "q_net", "decoder", "mixer", "target_q_net", "target_mixer")
+    _TARGETS = (("target_q_net", "q_net"), ("target_mixer", "mixer"))
 
-    def state_dict(self) -> dict:
-        sd = {name: getattr(self, name).state_dict() for name in self._MODULES}
-        sd.update(num_skills=self.num_skills, maps=self.maps, optimizer=self.optimizer.state_dict())
-        return sd
+    def _checkpoint_fingerprint(self) -> dict:
+        return {"num_skills": self.num_skills}
 
     def load_state_dict(self, sd: dict) -> None:
-        from hygen.rundir import check_state_dict
-
-        if sd.get("num_skills") != self.num_skills:
-            raise ValueError(f"HyGen checkpoint has num_skills={sd.get('num_skills')}, "
-                             f"this learner {self.num_skills}")
-        for name in self._MODULES:
-            if name not in sd:
-                raise KeyError(f"HyGen checkpoint lacks {name!r}; has {sorted(sd)}")
-            module = getattr(self, name)
-            check_state_dict(module.state_dict(), sd[name], f"HyGenLearner.{name}")
-            module.load_state_dict(sd[name])
-        self.optimizer.load_state_dict(sd["optimizer"])
+        super().load_state_dict(sd)
         self._skill_caches.clear()
         for group in self.optimizer.param_groups:  # Adam's moments resume; the bound lr wins over the stored one
             group["lr"] = self.lr
@@ -407,7 +294,7 @@ class HyGenLearner:
         steps = mask[..., 0] > 0  # [B, T] real steps; padding skips the attention
         skill_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name, steps)  # [B, T, n, K]
         rtg = self.return_conditioning.training_input(b.reward[:, :-1], mask)  # BC-r: the return-to-go
-        dec_logits, _ = self.decoder(b.obs[:, :-1], _shift_last_actions(onehot)[:, :-1], b.map_name,
+        dec_logits, _ = self.decoder(b.obs[:, :-1], b.last_actions_onehot[:, :-1], b.map_name,
                                      valid=steps, **rtg)
         loss, stats = vae_loss(dec_logits, skill_logits, actions, avail, agent_mask, self.beta)
         with torch.no_grad():
@@ -425,7 +312,7 @@ class HyGenLearner:
     def _policy_loss(self, b, ratio: float) -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 6 (+ refinement) on one map's hybrid batch: the terms in the paper's order."""
         m, mask = b.map_name, b.mask
-        last = _shift_last_actions(b.actions_onehot)
+        last = b.last_actions_onehot
         actions, avail = b.actions[:, :-1, :, 0], b.avail_actions[:, :-1]
         agent_mask = alive_agents(avail, mask)
         steps = mask[..., 0] > 0  # [B, T] transitions
@@ -500,7 +387,7 @@ class HyGenLearner:
         b = b.trim().to(self.device)
         steps, rows = b.mask[..., 0] > 0, b.filled[..., 0] > 0
         skills = self._data_skills(b, self.relabelled_skills(b))
-        qs, _, _ = self.q_net(b.obs, _shift_last_actions(b.actions_onehot), b.map_name, valid=rows)
+        qs, _, _ = self.q_net(b.obs, b.last_actions_onehot, b.map_name, valid=rows)
         chosen = qs[:, :-1].gather(-1, skills.unsqueeze(-1)).squeeze(-1)
         return self.mixer(chosen, b.state[:, :-1], b.map_name, steps)
 

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hygen.learners.base import LearnerBase
+from hygen.learners.exploration import epsilon_greedy
 from hygen.losses.objectives import lambda_returns
 from hygen.mixers.qmix import QMixer
-from hygen.runner import epsilon_greedy
 from hygen.utils import check_sizes
 
 # Value given to unavailable actions before the max over next-step actions (PyMARL).
@@ -90,7 +91,7 @@ class QMIXController:
 
 
 @gin.configurable
-class QMIXLearner:
+class QMIXLearner(LearnerBase):
     """Single-task QMIX. ``maps`` must name exactly one map."""
 
     def __init__(self, maps, device: str | torch.device = "cpu", hidden_dim: int = 64,
@@ -170,22 +171,8 @@ class QMIXLearner:
                 "q_taken_mean": float((chosen * mask).sum() / (n * self.n_agents)),
                 "target_mean": float((y * mask).sum() / n)}
 
-    def update_targets(self) -> None:
-        self.target_agent.load_state_dict(self.agent.state_dict())
-        self.target_mixer.load_state_dict(self.mixer.state_dict())
+    _MODULES = ("agent", "mixer", "target_agent", "target_mixer")
+    _TARGETS = (("target_agent", "agent"), ("target_mixer", "mixer"))
 
-    def state_dict(self) -> dict:
-        return {"map_name": self.map_name, "agent": self.agent.state_dict(), "mixer": self.mixer.state_dict(),
-                "target_agent": self.target_agent.state_dict(), "target_mixer": self.target_mixer.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, sd: dict) -> None:
-        from hygen.rundir import check_state_dict
-
-        if sd.get("map_name") != self.map_name:
-            raise ValueError(f"QMIX checkpoint is for map {sd.get('map_name')!r}, this learner for {self.map_name!r}")
-        for name in ("agent", "mixer", "target_agent", "target_mixer"):
-            module = getattr(self, name)
-            check_state_dict(module.state_dict(), sd[name], f"QMIXLearner.{name}")
-            module.load_state_dict(sd[name])
-        self.optimizer.load_state_dict(sd["optimizer"])
+    def _checkpoint_fingerprint(self) -> dict:
+        return {"map_name": self.map_name}
