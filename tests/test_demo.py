@@ -25,8 +25,9 @@ def test_table_shows_data_untrained_and_trained_side_by_side():
 
 
 def test_last_lines_say_what_the_numbers_mean_and_where_the_files_are():
-    text = "\n".join(where(Path("runs/demo"), 600, 250.0))
+    text = "\n".join(where(Path("runs/demo"), 600, 16, 250.0))
     assert "600 updates" in text and "unseen maps never were (zero-shot)" in text
+    assert "16 greedy test episodes per map" in text and "up to +-12 points" in text  # 50 / sqrt(16)
     for f in ("runs/demo/table.md", "runs/demo/hygen/curves.svg", "runs/demo/hygen/results.json",
               "runs/demo/data/manifest.md", "tensorboard --logdir runs/demo/hygen"):
         assert f in text, f

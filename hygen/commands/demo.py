@@ -70,7 +70,10 @@ def run(args) -> int:
     results = read_json(root / "hygen" / "results.json")
     lines, table = summary(results, read_json(data_root / "manifest.json"), args.quality, ts.name)
     (root / "table.md").write_text(table)
-    print("\n".join(lines + where(root, results["total_steps"], time.time() - t0)))
+    import gin
+
+    episodes = gin.query_parameter("Trainer.eval_episodes")  # (train.run parsed the demo's config)
+    print("\n".join(lines + where(root, results["total_steps"], episodes, time.time() - t0)))
     return 0
 
 
@@ -90,17 +93,18 @@ def summary(results: dict, manifest: dict, quality: str, task_set_name: str) -> 
     return [to_text(rows, list(columns), title=title).rstrip("\n")], to_markdown(rows, list(columns))
 
 
-def where(root: Path, steps: int, seconds: float) -> list[str]:
+def where(root: Path, steps: int, episodes: int, seconds: float) -> list[str]:
     """What a newcomer needs after the table: what the numbers mean, where the files are."""
     run = root / "hygen"
     return [
         "",
-        "What the numbers are: win rates in % of greedy test episodes (Trainer.eval_episodes per map).",
+        f"What the numbers are: win rates in % of {episodes} greedy test episodes per map.",
         "  data: the offline dataset's own win rate (the scripted behaviour policy, source maps only).",
         "  untrained: the same networks before any update; HyGen: after phase 1 (skills, offline) and",
         "  phase 2 (hybrid offline + online). Source maps were trained on; unseen maps never were (zero-shot).",
-        f"  This is a demo budget ({steps} updates; the paper's is 50 000): with 16 episodes per map a win",
-        "  rate is +-12 points, and the scripted datasets hold few or no wins on the hardest maps.",
+        f"  This is a demo budget ({steps} updates; the paper's is 50 000): with {episodes} episodes per map a",
+        f"  win rate is uncertain by up to +-{50 / episodes ** 0.5:.0f} points, and the scripted datasets hold few",
+        "  or no wins on the hardest maps (5m_vs_6m: none; docs/datasets.md).",
         f"Files: table {root / 'table.md'}; learning curves {run / 'curves.svg'}; per-evaluation numbers",
         f"  {run / 'results.json'}; datasets and their win rates {root / 'data' / 'manifest.md'};",
         f"  TensorBoard: tensorboard --logdir {run}",
