@@ -57,16 +57,16 @@ class ActionValueController:
         self.learner = learner
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
-        spec, lr = get_map(map_name), self.learner
-        return {"hidden": torch.zeros(num_envs, spec.n_agents, lr.q_net.hidden_dim, device=lr.device),
-                "last_action": torch.zeros(num_envs, spec.n_agents, spec.n_actions, device=lr.device)}
+        spec, learner = get_map(map_name), self.learner
+        return {"hidden": torch.zeros(num_envs, spec.n_agents, learner.q_net.hidden_dim, device=learner.device),
+                "last_action": torch.zeros(num_envs, spec.n_agents, spec.n_actions, device=learner.device)}
 
     @torch.no_grad()
     def act(self, map_name: str, obs: Tensor, avail: Tensor, agent_state: dict[str, Tensor], epsilon: float,
             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        lr = self.learner
-        obs, avail = obs.to(lr.device, torch.float32), avail.to(lr.device).bool()
-        q, h = action_values(lr.q_net, obs[:, None], agent_state["last_action"][:, None], map_name,
+        learner = self.learner
+        obs, avail = obs.to(learner.device, torch.float32), avail.to(learner.device).bool()
+        q, h = action_values(learner.q_net, obs[:, None], agent_state["last_action"][:, None], map_name,
                              agent_state["hidden"])
         actions = epsilon_greedy(q[:, 0], avail, epsilon, generator)
         return actions, {"hidden": h, "last_action": F.one_hot(actions, avail.shape[-1]).float()}

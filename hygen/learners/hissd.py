@@ -219,23 +219,23 @@ class HiSSDController:
         self.learner = learner
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
-        spec, lr = get_map(map_name), self.learner
-        n, dev = spec.n_agents, lr.device
-        return {"common_hidden": torch.zeros(num_envs, n, lr.common_encoder.hidden_dim, device=dev),
-                "task_hidden": torch.zeros(num_envs, n, lr.task_encoder.hidden_dim, device=dev),
-                "dec_hidden": torch.zeros(num_envs, n, lr.decoder.hidden_dim, device=dev),
+        spec, learner = get_map(map_name), self.learner
+        n, dev = spec.n_agents, learner.device
+        return {"common_hidden": torch.zeros(num_envs, n, learner.common_encoder.hidden_dim, device=dev),
+                "task_hidden": torch.zeros(num_envs, n, learner.task_encoder.hidden_dim, device=dev),
+                "dec_hidden": torch.zeros(num_envs, n, learner.decoder.hidden_dim, device=dev),
                 "last_action": torch.zeros(num_envs, n, spec.n_actions, device=dev)}
 
     @torch.no_grad()
     def act(self, map_name: str, obs: Tensor, avail: Tensor, agent_state: dict[str, Tensor], epsilon: float,
             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        lr = self.learner
-        obs, avail = obs.to(lr.device, torch.float32)[:, None], avail.to(lr.device).bool()
+        learner = self.learner
+        obs, avail = obs.to(learner.device, torch.float32)[:, None], avail.to(learner.device).bool()
         last = agent_state["last_action"][:, None]
         tokens = obs_entities(obs, map_name, last)  # [E, 1, n, E_tok, F], shared by the three networks
-        c, c_h = lr.common_encoder(obs, last, map_name, agent_state["common_hidden"], tokens=tokens)
-        e, e_h = lr.task_encoder(obs, last, map_name, agent_state["task_hidden"], tokens=tokens)
-        logits, d_h = lr.decoder(obs, last, map_name, lr.skills(c, e), agent_state["dec_hidden"], tokens=tokens)
+        c, c_h = learner.common_encoder(obs, last, map_name, agent_state["common_hidden"], tokens=tokens)
+        e, e_h = learner.task_encoder(obs, last, map_name, agent_state["task_hidden"], tokens=tokens)
+        logits, d_h = learner.decoder(obs, last, map_name, learner.skills(c, e), agent_state["dec_hidden"], tokens=tokens)
         actions = epsilon_greedy(logits[:, 0], avail, epsilon, generator)
         return actions, {"common_hidden": c_h, "task_hidden": e_h, "dec_hidden": d_h,
                          "last_action": F.one_hot(actions, avail.shape[-1]).float()}

@@ -110,32 +110,32 @@ class HyGenController:
         self.fixed_skill: int | Tensor | None = None
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
-        spec, lr = get_map(map_name), self.learner
-        n, dev = spec.n_agents, lr.device
-        return {"q_hidden": torch.zeros(num_envs, n, lr.q_net.hidden_dim, device=dev),
-                "dec_hidden": torch.zeros(num_envs, n, lr.decoder.hidden_dim, device=dev),
+        spec, learner = get_map(map_name), self.learner
+        n, dev = spec.n_agents, learner.device
+        return {"q_hidden": torch.zeros(num_envs, n, learner.q_net.hidden_dim, device=dev),
+                "dec_hidden": torch.zeros(num_envs, n, learner.decoder.hidden_dim, device=dev),
                 "last_action": torch.zeros(num_envs, n, spec.n_actions, device=dev),
                 "skill": torch.zeros(num_envs, n, dtype=torch.long, device=dev),
-                **lr.return_conditioning.initial_state(num_envs, dev)}
+                **learner.return_conditioning.initial_state(num_envs, dev)}
 
     @torch.no_grad()
     def act(self, map_name: str, obs: Tensor, avail: Tensor, agent_state: dict[str, Tensor], epsilon: float,
             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        lr = self.learner
-        obs, avail = obs.to(lr.device, torch.float32), avail.to(lr.device).bool()
+        learner = self.learner
+        obs, avail = obs.to(learner.device, torch.float32), avail.to(learner.device).bool()
         last = agent_state["last_action"]
-        qs, _, q_h = lr.q_net(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
+        qs, _, q_h = learner.q_net(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
         skills = qs[:, 0].argmax(-1)  # [E, n]
         if self.fixed_skill is not None:  # an int, or [E] per environment with -1 for the learned policy
-            fixed = torch.as_tensor(self.fixed_skill, device=lr.device).view(-1, 1).expand_as(skills)
+            fixed = torch.as_tensor(self.fixed_skill, device=learner.device).view(-1, 1).expand_as(skills)
             skills = torch.where(fixed >= 0, fixed, skills)
         elif epsilon > 0.0:
-            skills = lr.exploration.skills(skills, lr.num_skills, epsilon, generator)
-        rtg = lr.return_conditioning.acting_input(agent_state)  # BC-r: the return-to-go
-        logits, dec_h = lr.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
+            skills = learner.exploration.skills(skills, learner.num_skills, epsilon, generator)
+        rtg = learner.return_conditioning.acting_input(agent_state)  # BC-r: the return-to-go
+        logits, dec_h = learner.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
                                              agent_state["dec_hidden"], **rtg)
         logits = logits[:, 0].masked_fill(~avail, float("-inf"))
-        actions = lr.exploration.actions(logits, avail, epsilon, generator) if epsilon > 0.0 else logits.argmax(-1)
+        actions = learner.exploration.actions(logits, avail, epsilon, generator) if epsilon > 0.0 else logits.argmax(-1)
         return actions, {**agent_state, "q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
                          "last_action": F.one_hot(actions, avail.shape[-1]).float()}
 
