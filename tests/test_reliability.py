@@ -150,3 +150,28 @@ def test_progress_in_a_log_is_plain_lines(monkeypatch, capsys):
     assert lines[0].startswith("train 3/10 steps (30 %)") and len(lines) == 4
     assert lines[-1].startswith("train 6/10 steps (60 %)") and lines[-1].endswith("phase=policy, win=0.50")
     assert "ETA" not in lines[0] and "ETA" in lines[-1]  # the first interval holds the slow start
+
+
+def test_threads_default_to_one_unless_set(tmp_path, monkeypatch):
+    import hygen.utils
+
+    monkeypatch.setattr(hygen.utils, "_THREADS_SET", False)
+    torch.set_num_threads(2)
+    try:
+        qmix_trainer(tmp_path)  # nothing set them: hygen's default
+        assert torch.get_num_threads() == hygen.utils.DEFAULT_THREADS == 1
+        torch.set_num_threads(2)
+        qmix_trainer(tmp_path)  # the CLI's --threads (or an earlier set_threads) is kept
+        assert torch.get_num_threads() == 2
+        qmix_trainer(tmp_path, num_threads=1)  # a bound Trainer.num_threads wins
+        assert torch.get_num_threads() == 1
+        with pytest.raises(TrainerError, match="Trainer.num_threads: threads must be a positive integer, got 0"):
+            qmix_trainer(tmp_path, num_threads=0)
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_threads_flag_rejects_a_non_positive_count(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--threads", "0", "--run_dir", "x"])
+    assert e.value.code == 2 and "--threads: expected a positive whole number, got 0" in capsys.readouterr().err
