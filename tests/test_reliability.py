@@ -175,3 +175,8 @@ def test_threads_flag_rejects_a_non_positive_count(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--threads", "0", "--run_dir", "x"])
     assert e.value.code == 2 and "--threads: expected a positive whole number, got 0" in capsys.readouterr().err
+
+
+def test_list_names_what_it_cannot_list(capsys):
+    assert main(["list", "mapz"]) == 2
+    assert "nothing called 'mapz' to list; expected any of maps, task-sets, configs" in capsys.readouterr().err

@@ -18,8 +18,7 @@ WHAT = ("maps", "task-sets", "configs")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("what", nargs="*", choices=[[], *WHAT], metavar="WHAT",
-                        help=f"any of {', '.join(WHAT)} (default: all)")
+    parser.add_argument("what", nargs="*", metavar="WHAT", help=f"any of {', '.join(WHAT)} (default: all)")
 
 
 def _sides(units) -> str:
@@ -59,6 +58,9 @@ def config_lines() -> list[str]:
 
 def run(args) -> int:
     what = args.what or list(WHAT)
+    unknown = [w for w in what if w not in WHAT]
+    if unknown:
+        raise ValueError(f"nothing called {', '.join(map(repr, unknown))} to list; expected any of {', '.join(WHAT)}")
     sections = {"maps": ("maps (name: allies vs enemies, episode limit)", map_lines),
                 "task-sets": ("task sets", task_set_lines),
                 "configs": ("configs (--gin_file NAME; combine a method, a task set and a data quality)",
