@@ -456,9 +456,9 @@ class SimEnv:
         # Both answer an attacker first: the nearest foe within weapon range whose order targets
         # the unit (SC2 units retaliate; the real data's enemy fire spreads over the allies the
         # way this predicts, docs/simulator.md mechanic 4).
-        attacker = (tgt[:, :, None] == ids) & (foe_d <= self.reach_t)  # [E, j, i]: j attacks i, in range
-        att_d, att = torch.where(attacker, foe_d, _BIG).min(1)
-        has_att = att_d < _BIG
+        # [E, j, i]: how far j is beyond i's weapon range if j attacks i (its order's target)
+        att_gap, att = torch.where(tgt[:, :, None] == ids, foe_d - self.reach_t, _BIG).min(1)
+        has_att = att_gap <= 0
         engaged_tgt = torch.where(tgt_gap <= 0, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, ids))
         am_tgt = torch.where(is_am, torch.where(near_gap <= self.acquire_extra, nearest, ids), engaged_tgt)
         am_tgt = torch.where(has_att, att, am_tgt)
