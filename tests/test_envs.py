@@ -400,3 +400,15 @@ def test_collisions_followers_and_bystanders():
         env.step(torch.tensor([[1, 4, 1]]))  # ally 1 walks east into the standing ally 2
     assert float((env.pos[0, 2] - torch.tensor([10.0, 16.05])).norm()) < 0.05, env.pos[0, 2]
     assert float(env.pos[0, 1, 0]) > 10.5 and float(env.pos[0, 1, 1]) < 16.0, env.pos[0, 1]  # passed on its right
+
+
+@pytest.mark.parametrize("name", ["3s5z", "10m_vs_11m"])
+def test_collisions_keep_crowds_finite_and_inside_the_map(name):
+    """Steering in crowds (zealot balls, ten marines) never produces NaN or leaves the map."""
+    env = SimEnv(name, num_envs=8, seed=0, collisions=True)
+    env.reset()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        env.step(random_actions(env.get_avail_actions(), g))
+        assert torch.isfinite(env._f).all()
+        assert ((env._xy >= env.xy_lo - 1e-5) & (env._xy <= env.xy_hi + 1e-5)).all()
