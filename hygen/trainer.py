@@ -6,7 +6,7 @@ A run is a list of :class:`Phase` s. In each step of a phase the trainer
    learner's controller into that map's replay buffer;
 2. samples one batch per source map with the phase's sampler (offline, online or a
    hybrid mix, eq. 3);
-3. calls ``learner.update(batches, step, phase)``: ONE optimizer step over all maps;
+3. calls ``learner.update(batches, step, objective)``: ONE optimizer step over all maps;
 4. syncs target networks every ``target_update_every`` steps, evaluates every
    ``eval_every`` steps (and at the end) on the eval maps, logs, checkpoints.
 
@@ -67,6 +67,9 @@ class Learner(Protocol):
 class Phase:
     """``steps`` learner updates drawing batches with ``sampler``.
 
+    name: the display name (logs, results.json, progress).
+    objective: what the learner optimises in this phase, passed to ``learner.update``
+        (HyGen: 'skill_discovery' or 'policy'); None: the phase's name.
     sampler: an object with ``sample(offline, online, batch_size, t, generator)`` and
     ``ratio(t)`` (hygen.buffers samplers); ``t`` is the step within this phase.
     collect_online: collect online episodes into the replay buffers at every step.
@@ -76,6 +79,11 @@ class Phase:
     steps: int = 1000
     sampler: Any = None
     collect_online: bool = True
+    objective: str | None = None
+
+    @property
+    def learner_objective(self) -> str:
+        return self.objective or self.name
 
 
 @gin.configurable
@@ -230,7 +238,7 @@ class Trainer:
                                                    self.batch_size, t_phase, self.generator,
                                                    **self._sampler_stats(phase.sampler, m)).to(self.device)
                            for m in self.source_maps}
-                metrics = self.learner.update(batches, self.step, phase.name)
+                metrics = self.learner.update(batches, self.step, phase.learner_objective)
                 self.step += 1
                 bar.update(1)
                 if self.step % self.target_update_every == 0:

@@ -190,7 +190,7 @@ def test_one_update_trains_every_network_and_leaves_targets_to_update_targets():
     L.target_update_rate = 1.0  # hard copy
     L.update_targets()
     assert all(torch.equal(a, b) for a, b in zip(L.q_net.parameters(), L.target_q_net.parameters()))
-    with pytest.raises(ValueError, match="unknown phase 'policy'"):
+    with pytest.raises(ValueError, match="unknown objective 'policy'"):
         L.update(batches(), 1, "policy")
 
 

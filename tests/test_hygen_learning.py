@@ -396,7 +396,7 @@ def test_bad_settings_give_clear_errors():
         small_learner(maps=["3m"], return_conditioning=ReturnToGo())
     with pytest.raises(UnknownNameError, match="known maps"):
         HyGenLearner(maps=["3mm"])
-    with pytest.raises(ValueError, match="unknown phase"):
+    with pytest.raises(ValueError, match="unknown objective"):
         small_learner().update(batches(), 0, "pretrain")
     with pytest.raises(HyGenConfigError, match="num_skills"):
         from hygen.encoders import AttentionObservationEncoder

@@ -135,6 +135,15 @@ def test_phases_in_order_offline_phase_collects_nothing(tmp_path, monkeypatch):
     assert res["phases"][0] == {"name": "skills", "steps": 7, "sampler": "FixedSampler", "collect_online": False}
 
 
+def test_a_phase_passes_its_objective_not_its_display_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    learner = FakeLearner(("3m",))
+    phases = [Phase("hybrid, fixed 50 %", 2, objective="policy"), Phase("policy", 1)]
+    res = make_trainer(tmp_path, learner, phases, eval_every=100, checkpoint_every=100).run()
+    assert [c[1] for c in learner.calls] == ["policy", "policy", "policy"]
+    assert [p["name"] for p in res["phases"]] == ["hybrid, fixed 50 %", "policy"]
+
+
 def test_bad_configuration_errors(tmp_path):
     with pytest.raises(TrainerError, match=r"Trainer.source_maps: unknown map '3mm' \(did you mean '3m'\?\)"):
         make_trainer(tmp_path, FakeLearner(("3m",)), None, source_maps=["3mm"])

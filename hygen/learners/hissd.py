@@ -338,8 +338,8 @@ class HiSSDLearner(LearnerBase):
     def update(self, batches: Mapping[str, object], step: int, phase: str) -> dict[str, float]:
         """One optimizer step on the sum over maps of the per-map losses, plus L_nce across maps."""
         if phase not in PHASES:
-            raise ValueError(f"HiSSDLearner.update: unknown phase {phase!r}; expected one of {PHASES} "
-                             "(bind Trainer.phases = [@hissd/Phase()] with hissd/Phase.name = 'hissd')")
+            raise ValueError(f"HiSSDLearner.update: unknown objective {phase!r}; expected one of {PHASES} "
+                             "(bind Trainer.phases = [@hissd/Phase()] with hissd/Phase.objective = 'hissd')")
         if not batches:
             raise ValueError("HiSSDLearner.update: got no batches")
         return self.summed_map_step(batches, self._map_loss, extra_loss=self._contrastive_loss)

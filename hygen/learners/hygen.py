@@ -258,7 +258,7 @@ class HyGenLearner(LearnerBase):
         (sum of ``n_offline`` / number of episodes), which is what the sampler drew.
         """
         if phase not in PHASES:
-            raise ValueError(f"HyGenLearner.update: unknown phase {phase!r}; expected one of {PHASES}")
+            raise ValueError(f"HyGenLearner.update: unknown objective {phase!r}; expected one of {PHASES} (Phase.objective)")
         if not batches:
             raise ValueError("HyGenLearner.update: got no batches")
         if phase == "skill_discovery":
