@@ -164,6 +164,10 @@ class SimEnv:
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
         self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
         self.sep2 = self.sep * self.sep
+        # 0-dim tensors for the hot comparisons: a Python number costs a scalar-to-tensor copy per op
+        self._zero, self._big = torch.tensor(0.0, device=dev), torch.tensor(_BIG, device=dev)
+        self._sight, self._dt = torch.tensor(SIGHT_RANGE, device=dev), torch.tensor(self.dt, device=dev)
+        self._inv_sight = 1 / self._sight
         # damage of one attack of i on j: hits x (damage + armored bonus)
         self.attack_dmg = self.hits[:, None] * (damage[:, None] + bonus[:, None] * armored[None, :])
         self.dmg_depends_on_target = bool((self.attack_dmg != self.attack_dmg[:, :1]).any())
@@ -419,8 +423,8 @@ class SimEnv:
         """
         E, U, dt = self.num_envs, self.n_units, self.dt
         xy = self._xy  # [E, 2, U], updated in place
-        live = (self.health > 0) & run_col  # [E, U]; ended/just-reset envs stay frozen
-        dead_pen = torch.where(live, 0.0, _BIG)
+        live = (self.health > self._zero) & run_col  # [E, U]; ended/just-reset envs stay frozen
+        dead_pen = torch.where(live, self._zero, self._big)
         rel = xy[:, :, None, :] - xy[:, :, :, None]  # [E, 2, i, j]: from i to j
         dist = torch.hypot(rel[:, 0], rel[:, 1])  # [E, i, j]
         d_live = dist + dead_pen[:, None, :] + dead_pen[:, :, None]  # >= BIG unless both alive
@@ -457,19 +461,19 @@ class SimEnv:
         # the unit (SC2 units retaliate; the real data's enemy fire spreads over the allies the
         # way this predicts, docs/simulator.md mechanic 4).
         # [E, j, i]: how far j is beyond i's weapon range if j attacks i (its order's target)
-        att_gap, att = torch.where(tgt[:, :, None] == ids, foe_d - self.reach_t, _BIG).min(1)
-        has_att = att_gap <= 0
-        engaged_tgt = torch.where(tgt_gap <= 0, tgt, torch.where(nearest_d <= SIGHT_RANGE, nearest, ids))
+        att_gap, att = torch.where(tgt[:, :, None] == ids, foe_d - self.reach_t, self._big).min(1)
+        has_att = att_gap <= self._zero
+        engaged_tgt = torch.where(tgt_gap <= self._zero, tgt, torch.where(nearest_d <= self._sight, nearest, ids))
         am_tgt = torch.where(is_am, torch.where(near_gap <= self.acquire_extra, nearest, ids), engaged_tgt)
         am_tgt = torch.where(has_att, att, am_tgt)
         # attack order on a living target: that target; a stop order or an attack order on a
         # dead target: idle, fire at the nearest foe in range; a move order never fires
-        idle_tgt = torch.where(near_gap <= 0, nearest, ids)
+        idle_tgt = torch.where(near_gap <= self._zero, nearest, ids)
         attacking = (order == ORDER_ATTACK) & live.gather(1, tgt)
         cur = torch.where(is_ai, am_tgt, torch.where(attacking, tgt, torch.where(is_move, ids, idle_tgt)))
         torch.where(is_ai, am_tgt, tgt, out=tgt)
         cur_gap = gap.gather(2, cur[..., None]).squeeze(-1)
-        cur_in_range = cur_gap <= 0  # false for "no target" (own id) and dead units
+        cur_in_range = cur_gap <= self._zero  # false for "no target" (own id) and dead units
 
         # --- movement -------------------------------------------------------------------
         has_cur = (cur != ids) & live
@@ -489,7 +493,7 @@ class SimEnv:
         along = (near_rel * vec).sum(1).div_(length).clamp_(min=0)
         r_minus_d = self.acquire_extra - near_gap
         h2 = torch.addcmul(along * along, r_minus_d, torch.add(r_minus_d, nearest_d, alpha=2.0))
-        enter = torch.where(is_am, along - h2.sqrt_(), _BIG)
+        enter = torch.where(is_am, along - h2.sqrt_(), self._big)
         remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         if self.collisions:  # steer around units in the way
@@ -503,7 +507,7 @@ class SimEnv:
         # A weapon fires at the first whole game loop tau in (0, dt] at which its cooldown plus
         # the per-shot reaction delay has run out, if the target is in range at substep start.
         tau = torch.ceil(self.cooldown + self.delay).clamp_(min=1.0)
-        fire = cur_in_range & (tau <= dt)
+        fire = cur_in_range & (tau <= self._dt)
         dmg = (self.attack_dmg[ids, cur] if self.dmg_depends_on_target else self.attack_dmg[:, 0]) * fire
         raw = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, dmg)  # damage taken
         if self.has_shields or self.has_armor:
@@ -584,10 +588,10 @@ class SimEnv:
         rel = xy[:, :, None, :] - xy[:, :, :n, None]  # [E, 2, i, j]: from agent i to unit j
         dist = torch.hypot(rel[:, 0], rel[:, 1])  # [E, n, U]
         both = a_alive[:, :, None] & alive[:, None, :]
-        visible = (dist < SIGHT_RANGE) & both  # SMAC: zeros beyond sight and for dead units
+        visible = (dist < self._sight) & both  # SMAC: zeros beyond sight and for dead units
         flag = (dist < self.flag_range) & both  # enemies: attack available; allies: visible
         # written straight into the (internal, reused) obs bank; a dead agent sees zeros
-        vis_scaled = visible / SIGHT_RANGE
+        vis_scaled = torch.where(visible, self._inv_sight, self._zero)
         bank = self._obs_bank
         bank["flag"].copy_(flag)
         torch.mul(dist, vis_scaled, out=bank["dist"])
