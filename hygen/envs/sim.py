@@ -457,9 +457,9 @@ class SimEnv:
         # weapon range (SC2: the front enemies of the real data walk straight until they stop
         # at weapon range). Engaged: stay on the target while it is in range, else take the
         # nearest foe within sight, else stand (the real enemies do not walk on after a fight).
-        # Both answer an attacker first: the nearest foe within weapon range whose order targets
-        # the unit (SC2 units retaliate; the real data's enemy fire spreads over the allies the
-        # way this predicts, docs/simulator.md mechanic 4).
+        # Both answer an attacker first: a foe within weapon range whose order targets the unit,
+        # the closest edge to edge (SC2 units retaliate; the real data's enemy fire spreads over
+        # the allies the way this predicts, docs/simulator.md mechanic 4).
         # [E, j, i]: how far j is beyond i's weapon range if j attacks i (its order's target)
         att_gap, att = torch.where(tgt[:, :, None] == ids, foe_d - self.reach_t, self._big).min(1)
         has_att = att_gap <= self._zero
