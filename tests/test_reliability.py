@@ -122,6 +122,9 @@ def test_train_help_example_keeps_its_line_continuation():
 def test_run_commands_take_threads():
     for name in ("train", "evaluate", "collect", "demo"):
         assert any("--threads" in a.option_strings for a in _subparsers()[name]._actions), name
+    data = next(a for a in _subparsers()["data"]._actions if isinstance(a, argparse._SubParsersAction))
+    for action in ("info", "validate"):
+        assert any("--threads" in a.option_strings for a in data.choices[action]._actions), action
 
 
 def test_list_names_maps_task_sets_and_configs(capsys):

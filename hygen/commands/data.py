@@ -15,6 +15,7 @@ from hygen.buffers.offline import (
     infer_map_name,
     validate_file,
 )
+from hygen.cli import add_threads_argument
 from hygen.envs.maps import get_map
 
 HELP = "inspect (info) or check (validate) offline datasets in ODIS's HDF5 format"
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for p in (info, validate):
         p.add_argument("paths", nargs="+", metavar="PATH", help=".h5 file or directory")
         p.add_argument("--map", default=None, help="map name (default: from the path or the shapes)")
+        add_threads_argument(p)
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
