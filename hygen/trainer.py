@@ -339,6 +339,7 @@ class Trainer:
             for k, v in r.items():
                 w.add_scalar(f"eval/{m}/{k}", v, self.step)
         for group, maps in (("source", self.source_maps), ("unseen", self._unseen())):
+            maps = [m for m in maps if m in res]  # eval_maps may leave source maps out
             if maps:
                 w.add_scalar(f"eval/{group}_win_rate_mean", sum(res[m]["win_rate"] for m in maps) / len(maps),
                              self.step)
@@ -353,7 +354,8 @@ class Trainer:
         if self.stop_win_rate is None or not self.evals or self.evals[-1]["step"] == 0:
             return False  # the untrained policy's evaluation never stops a run
         wr = self.evals[-1]["win_rate"]
-        return sum(wr[m] for m in self.source_maps) / len(self.source_maps) >= self.stop_win_rate
+        evaluated = [m for m in self.source_maps if m in wr] or list(wr)  # eval_maps may leave source maps out
+        return sum(wr[m] for m in evaluated) / len(evaluated) >= self.stop_win_rate
 
     def _unseen(self) -> list[str]:
         return [m for m in self.eval_maps if m not in self.source_maps]
@@ -361,8 +363,9 @@ class Trainer:
     def results(self) -> dict:
         final = self.evals[-1] if self.evals else None
 
-        def mean(maps):
-            return sum(final["win_rate"][m] for m in maps) / len(maps) if final and maps else None
+        def mean(maps):  # over the maps evaluated (eval_maps may leave source maps out)
+            maps = [m for m in maps if final and m in final["win_rate"]]
+            return sum(final["win_rate"][m] for m in maps) / len(maps) if maps else None
 
         return {
             "method": type(self.learner).__name__,

@@ -72,6 +72,7 @@ class LearnerBase:
     _MODULES: tuple[str, ...] = ()
     _TARGETS: tuple[tuple[str, str], ...] = ()
     target_update_rate: float = 1.0  # 1: hard copy (QMIX, HyGen); < 1: Polyak (IQL in HiSSD)
+    multi_task: bool = True  # False: trains on one source map (QMIX)
     _CHECKPOINT_HINT: str = ""  # appended to a fingerprint mismatch
 
     params: list[nn.Parameter]

@@ -171,6 +171,7 @@ class QMIXLearner(LearnerBase):
                 "q_taken_mean": float((chosen * mask).sum() / (n * self.n_agents)),
                 "target_mean": float((y * mask).sum() / n)}
 
+    multi_task = False
     _MODULES = ("agent", "mixer", "target_agent", "target_mixer")
     _TARGETS = (("target_agent", "agent"), ("target_mixer", "mixer"))
 

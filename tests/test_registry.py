@@ -1,0 +1,98 @@
+"""Every method config x every task set trains a few steps and evaluates.
+
+The lists come from the configs and the learner registry, not from this file: a new method is
+a new ``configs/<name>.gin`` that binds ``Trainer.learner`` (directly or through an include) and
+is tested here without a line added; a new learner class must be used by some method config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import gin
+import pytest
+
+import hygen.learners
+from hygen import config
+from hygen.buffers import write_episodes
+from hygen.buffers.synthetic import random_episodes
+from hygen.config import CONFIG_DIR
+from hygen.envs.maps import TASK_SETS
+from hygen.learners.base import LearnerBase
+from hygen.rundir import RunDir
+from hygen.trainer import Trainer
+
+_INCLUDE = re.compile(r"^include\s+'([^']+)'", re.M)
+
+
+def _closure(path: Path) -> str:
+    """The text of a gin file and of everything it includes."""
+    text = path.read_text()
+    return text + "".join(_closure(CONFIG_DIR / inc) for inc in _INCLUDE.findall(text))
+
+
+def method_configs() -> list[str]:
+    """Top-level configs that define a method: they bind Trainer.learner."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.gin") if "Trainer.learner =" in _closure(p))
+
+
+def learner_of(method: str) -> str:
+    bound = re.findall(r"^Trainer\.learner = @(\w+)", _closure(CONFIG_DIR / f"{method}.gin"), re.M)
+    return bound[0]  # the method's own binding comes before what it includes
+
+
+def task_set_gin(name: str) -> str:
+    return f"tasksets/{name.replace('-', '_')}"
+
+
+METHODS = method_configs()
+LEARNERS = {name: cls for name in hygen.learners.__all__
+            if isinstance(cls := getattr(hygen.learners, name), type) and issubclass(cls, LearnerBase)}
+
+
+def test_the_registry_is_not_empty_and_every_learner_has_a_method():
+    assert {"hygen", "odis", "bc_t", "bc_r", "updet_m", "updet_l", "hissd", "qmix"} <= set(METHODS)
+    used = {learner_of(m) for m in METHODS}
+    assert set(LEARNERS) <= used, f"learners without a method config: {sorted(set(LEARNERS) - used)}"
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for ts in TASK_SETS.values():
+        for m in ts.source:
+            write_episodes(root / m / "medium" / "part_0.h5", random_episodes(m, 6, seed=1))
+    return root
+
+
+@pytest.mark.parametrize("task_set", sorted(TASK_SETS))
+@pytest.mark.parametrize("method", METHODS)
+def test_method_trains_and_evaluates_on_task_set(method, task_set, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    ts = TASK_SETS[task_set]
+    learner_cls = LEARNERS[learner_of(method)]
+    # multi-task methods: every source map, evaluated on one source and one unseen map;
+    # single-task ones (QMIX) train and act on the task set's first source map only
+    sources = list(ts.source) if learner_cls.multi_task else [ts.source[0]]
+    evals = [ts.source[0], ts.unseen[0]] if learner_cls.multi_task else [ts.source[0]]
+    config.reset()
+    offline = "Trainer.data_root" in _closure(CONFIG_DIR / f"{method}.gin")  # online methods read no data
+    data = [f"Trainer.data_root = '{data_root}'"] if offline else []
+    config.parse_config([method, task_set_gin(task_set), "data/medium"], [*data,
+        f"Trainer.source_maps = {sources!r}", f"Trainer.eval_maps = {evals!r}",
+        "Trainer.batch_size = 2", "Trainer.offline_episodes = 6", "Trainer.num_envs = 1",
+        "Trainer.episodes_per_step = 1", "Trainer.eval_episodes = 1", "Trainer.eval_every = 1000",
+        "Trainer.checkpoint_every = 1000", "Trainer.diagnostics = None", "Trainer.learning_starts = 2",
+        "Trainer.buffer_size = 8",
+    ], unused_macros_ok=True)
+    phases = [replace(ref.scoped_configurable_fn(), steps=2) for ref in gin.query_parameter("Trainer.phases")]
+    trainer = Trainer(run_dir=RunDir(tmp_path / "run"), seed=0, device="cpu", phases=phases)
+    res = trainer.run()
+    assert isinstance(trainer.learner, learner_cls)
+    assert res["done"] and res["steps"] == 2 * len(trainer.phases)
+    assert set(res["final"]["win_rate"]) == set(evals)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == res["steps"]
+    gin.clear_config()
