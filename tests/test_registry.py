@@ -25,7 +25,7 @@ from hygen.learners.base import LearnerBase
 from hygen.rundir import RunDir
 from hygen.trainer import Trainer
 
-_INCLUDE = re.compile(r"^include\s+'([^']+)'", re.M)
+_INCLUDE = re.compile(r"^include\s+'([^']+)'", re.MULTILINE)
 
 
 def _closure(path: Path) -> str:
@@ -40,7 +40,7 @@ def method_configs() -> list[str]:
 
 
 def learner_of(method: str) -> str:
-    bound = re.findall(r"^Trainer\.learner = @(\w+)", _closure(CONFIG_DIR / f"{method}.gin"), re.M)
+    bound = re.findall(r"^Trainer\.learner = @(\w+)", _closure(CONFIG_DIR / f"{method}.gin"), re.MULTILINE)
     return bound[0]  # the method's own binding comes before what it includes
 
 
