@@ -49,7 +49,8 @@ def small_learner(**kw) -> HyGenLearner:
         "trajectory_encoder": lambda num_skills: AttentionTrajectoryEncoder(4, num_skills, emb_dim=32),
         "observation_encoder": lambda num_skills: AttentionObservationEncoder(num_skills, emb_dim=32, hidden_dim=32),
         "action_decoder": lambda num_skills: AttentionActionDecoder(num_skills, emb_dim=32, hidden_dim=32),
-        "mixer": lambda: AttentionMixer(emb_dim=32, mixing_dim=16)}
+        "mixer": lambda: AttentionMixer(emb_dim=32, mixing_dim=16),
+        "conservative": CQLLoss}  # deterministic (MixedCQLLoss draws joint skills): exact comparisons hold
     args.update(kw)
     return HyGenLearner(**args)
 

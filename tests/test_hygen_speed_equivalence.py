@@ -20,7 +20,15 @@ from hygen.encoders import AttentionActionDecoder
 from hygen.encoders.attention import MultiHeadSelfAttention, pack_rows
 from hygen.entities import obs_entities
 from hygen.learners.hygen import HyGenLearner
-from hygen.losses import CloneByReturn, alive_agents, consistency_loss, td_loss, vae_loss, weighted_nll
+from hygen.losses import (
+    CloneByReturn,
+    CQLLoss,
+    alive_agents,
+    consistency_loss,
+    td_loss,
+    vae_loss,
+    weighted_nll,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +148,8 @@ def _reference_skill_loss(lr: HyGenLearner, b) -> torch.Tensor:
 
 @pytest.mark.parametrize("phase", ["skill_discovery", "policy"])
 def test_update_losses_and_gradients_equal_the_textbook_computation(phase, monkeypatch):
-    lr = HyGenLearner(maps=["5m_vs_6m"], refinement=CloneByReturn())  # every random episode weighs in
+    lr = HyGenLearner(maps=["5m_vs_6m"], refinement=CloneByReturn(),  # every random episode weighs in
+                      conservative=CQLLoss())  # the per-agent term the reference writes out
     with torch.no_grad():  # a target network that differs from the online one
         for p in lr.target_q_net.parameters():
             p.add_(0.1 * torch.randn_like(p))

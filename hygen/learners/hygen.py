@@ -52,15 +52,15 @@ from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
 from hygen.learners.base import LearnerBase, LearnerConfigError, build_component, offline_share
 from hygen.learners.conditioning import NoReturnConditioning, ReturnConditioning
-from hygen.learners.exploration import EpsilonSkillsSampledActions, SkillExploration
+from hygen.learners.exploration import EpsilonSkills, SkillExploration
 from hygen.learners.skill_labels import RelabelledSkills, SkillLabels
 from hygen.losses import (
     CloneWonEpisodes,
     ConservativeLoss,
     ConsistencyLoss,
-    CQLLoss,
     DecoderRefinement,
     KLConsistency,
+    MixedCQLLoss,
     alive_agents,
     masked_mean,
     td_loss,
@@ -188,11 +188,11 @@ class HyGenLearner(LearnerBase):
                  observation_encoder: Callable[..., ObservationEncoder] = AttentionObservationEncoder,
                  action_decoder: Callable[..., ActionDecoder] = AttentionActionDecoder,
                  mixer: Callable[..., ValueMixer] = AttentionMixer,
-                 conservative: Callable[..., ConservativeLoss] | ConservativeLoss = CQLLoss,
+                 conservative: Callable[..., ConservativeLoss] | ConservativeLoss = MixedCQLLoss,
                  consistency: Callable[..., ConsistencyLoss] | ConsistencyLoss = KLConsistency,
                  skill_labels: Callable[..., SkillLabels] | SkillLabels = RelabelledSkills,
                  refinement: Callable[..., DecoderRefinement] | DecoderRefinement = CloneWonEpisodes,
-                 exploration: Callable[..., SkillExploration] | SkillExploration = EpsilonSkillsSampledActions,
+                 exploration: Callable[..., SkillExploration] | SkillExploration = EpsilonSkills,
                  return_conditioning: Callable[..., ReturnConditioning] | ReturnConditioning = NoReturnConditioning,
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
