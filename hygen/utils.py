@@ -24,10 +24,10 @@ DEFAULT_THREADS = 1
 def set_threads(n: int | None = None) -> int:
     """Set torch's CPU threads for this process (``None``: :data:`DEFAULT_THREADS`); returns n.
 
-    hygen's networks are small, so a second thread gains little alone, and on a shared CPU
-    OpenMP threads spin-wait for each other whenever another process holds a core: one busy
-    process beside a 2-thread run made a demo update up to 5x slower (benchmarks/threads.py,
-    docs/speed.md). Call it before torch does work: the inter-op pool can only be sized then
+    hygen's networks are small: on an idle 2-core machine a second thread makes a demo-scale
+    update 1.44x faster, but on a shared CPU OpenMP threads spin-wait for each other whenever
+    another process holds a core, and one busy process beside a 2-thread run makes it 3.3x
+    slower while a 1-thread run does not notice (benchmarks/threads.py, docs/speed.md). Call it before torch does work: the inter-op pool can only be sized then
     (later calls leave it as it is).
     """
     global _THREADS_SET
