@@ -82,7 +82,7 @@ def test_state_dict_round_trip_and_wrong_map():
     assert torch.equal(a.agent.step(x, h)[0], b.agent.step(x, h)[0])
     with pytest.raises(ValueError, match="single-task"):
         QMIXLearner(["3m", "5m"])
-    with pytest.raises(ValueError, match="map '3m'"):
+    with pytest.raises(ValueError, match="map_name='3m', this learner '4m'"):
         QMIXLearner(["4m"]).load_state_dict(a.state_dict())
 
 
