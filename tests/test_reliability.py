@@ -106,8 +106,7 @@ def _subparsers():
 
 
 def test_every_option_of_every_command_has_help_text():
-    for name in ("train", "evaluate", "collect", "data", "demo", "list"):
-        p = _subparsers()[name]
+    for name, p in _subparsers().items():
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
                 continue

@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help=".gif (Pillow) or .mp4 (needs ffmpeg)")
     parser.add_argument("--fps", type=float, default=4.0, help="frames (steps) per second (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="run directory: seed of the replayed episodes")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for the policy (default cpu)")
 
 
 def run(args) -> int:

@@ -29,7 +29,9 @@ examples:
 def add_arguments(parser) -> None:
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="run directories or sweep roots")
     parser.add_argument("--out", default=None, help="output folder (default: <first DIR>/report)")
-    parser.add_argument("--layout", choices=("table1", "table2"), default="table1")
+    parser.add_argument("--layout", choices=("table1", "table2"), default="table1",
+                        help="table1: methods side by side (the paper's Table 1); table2: variants with the "
+                             "reference last (its ablation table); default table1")
     parser.add_argument("--reference", default=None,
                         help="method compared with the others (probability of improvement; table2's last "
                              "column; drawn thicker); default: the first")
