@@ -38,7 +38,7 @@ import torch
 from hygen.buffers import DatasetError, HybridSampler, OfflineDataset, OnlineOnly, ReplayBuffer
 from hygen.runner import Controller, LinearEpsilon, Runner
 
-__all__ = ["Learner", "Phase", "Trainer", "TrainerError", "train"]
+__all__ = ["Learner", "Phase", "Trainer", "TrainerError", "total_steps", "train"]
 
 
 class TrainerError(ValueError):
@@ -84,6 +84,16 @@ class Phase:
     @property
     def learner_objective(self) -> str:
         return self.objective or self.name
+
+
+@gin.configurable
+def total_steps(parts=gin.REQUIRED) -> int:
+    """The sum of step budgets: a one-phase baseline gets HyGen's whole two-phase budget
+    (``Phase.steps = @total_steps()`` with ``total_steps.parts = [%SKILL_STEPS, %POLICY_STEPS]``),
+    so a scale that sets those two macros scales every method alike."""
+    if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in parts):
+        raise TrainerError(f"total_steps.parts: expected whole step counts >= 0, got {parts!r}")
+    return sum(parts)
 
 
 @gin.configurable

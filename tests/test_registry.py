@@ -59,6 +59,23 @@ def test_the_registry_is_not_empty_and_every_learner_has_a_method():
     assert set(LEARNERS) <= used, f"learners without a method config: {sorted(set(LEARNERS) - used)}"
 
 
+SCALES = sorted(p.stem for p in (CONFIG_DIR / "scales").glob("*.gin"))
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_a_scale_gives_every_multi_task_method_hygen_s_budget(scale):
+    """One definition of a scale: the one-phase baselines train as many steps as HyGen's two phases."""
+    budgets = {}
+    for method in METHODS:
+        if not LEARNERS[learner_of(method)].multi_task:
+            continue  # QMIX has its own online budget
+        config.reset()
+        config.parse_config([method, "tasksets/marine_hard", "data/medium", f"scales/{scale}"])
+        budgets[method] = sum(ref.scoped_configurable_fn().steps for ref in gin.query_parameter("Trainer.phases"))
+    assert len(set(budgets.values())) == 1, budgets
+    gin.clear_config()
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
