@@ -32,7 +32,7 @@ from hygen.trainer import Phase
 METHODS = [
     ("updet_m", ActionValueLearner, lambda L: type(L.mixer) is AttentionMixer and L.conservative.mode == "fixed"),
     ("updet_l", ActionValueLearner, lambda L: type(L.mixer) is VDNMixer and L.conservative.mode == "fixed"),
-    ("bc_r", HyGenLearner, lambda L: L.num_skills == 1 and L.decoder.return_conditioned
+    ("bc_r", HyGenLearner, lambda L: L.num_skills == 1 and L.action_decoder.return_conditioned
      and L.return_conditioning.target_return == 20.0),
 ]
 SMALL = {"emb_dim": 32, "hidden_dim": 32}
@@ -55,8 +55,8 @@ def bc_r_learner() -> HyGenLearner:
     torch.manual_seed(0)
     return HyGenLearner(
         maps=["3m"], num_skills=1,
-        trajectory_encoder=lambda num_skills: AttentionTrajectoryEncoder(4, num_skills, emb_dim=32),
-        observation_encoder=lambda num_skills: AttentionObservationEncoder(num_skills, **SMALL),
+        global_encoder=lambda num_skills: AttentionTrajectoryEncoder(4, num_skills, emb_dim=32),
+        q_network=lambda num_skills: AttentionObservationEncoder(num_skills, **SMALL),
         action_decoder=lambda num_skills: AttentionActionDecoder(num_skills, return_conditioned=True, **SMALL),
         return_conditioning=ReturnToGo())
 
@@ -96,9 +96,9 @@ def test_q_over_actions_shapes_on_any_enemy_count(name):
     L = value_learner()
     spec = get_map(name)
     b = random_episodes(name, 3, lengths=[4, 2, 5], seed=1)
-    q, h = action_values(L.q_net, b.obs, b.last_actions_onehot, name)
+    q, h = action_values(L.q_network, b.obs, b.last_actions_onehot, name)
     assert q.shape == (3, 6, spec.n_agents, spec.n_actions)  # n_actions = 6 + n_enemies
-    assert h.shape == (3, spec.n_agents, L.q_net.hidden_dim)
+    assert h.shape == (3, spec.n_agents, L.q_network.hidden_dim)
     c = L.controller()
     acts, _ = c.act(name, b.obs[:, 0], b.avail_actions[:, 0], c.initial_state(name, 3), 0.0)
     assert acts.shape == (3, spec.n_agents)
@@ -161,8 +161,8 @@ def test_checkpoint_of_updet_m_does_not_load_into_updet_l():
     m2 = ActionValueLearner(maps=["3m"])
     m2.load_state_dict(m.state_dict())  # same model: loads
     b = random_episodes("3m", 2, seed=0)
-    torch.testing.assert_close(action_values(m.q_net, b.obs, b.actions_onehot, "3m")[0],
-                               action_values(m2.q_net, b.obs, b.actions_onehot, "3m")[0])
+    torch.testing.assert_close(action_values(m.q_network, b.obs, b.actions_onehot, "3m")[0],
+                               action_values(m2.q_network, b.obs, b.actions_onehot, "3m")[0])
     parse("updet_l")
     with pytest.raises(CheckpointError, match=r"mixer_type='AttentionMixer', this learner 'VDNMixer'.*UPDeT-l"):
         ActionValueLearner(maps=["3m"]).load_state_dict(m.state_dict())
@@ -243,7 +243,7 @@ def test_acting_return_to_go_starts_at_target_and_drops_by_each_reward():
 
 def test_bc_r_clones_actions_well_above_chance(scripted_3m):
     L = bc_r_learner()
-    rtg_before = L.decoder.rtg_emb.weight.detach().clone()
+    rtg_before = L.action_decoder.rtg_emb.weight.detach().clone()
     g = torch.Generator().manual_seed(0)
     for step in range(150):
         b = scripted_3m[torch.randint(96, (16,), generator=g)]
@@ -254,4 +254,4 @@ def test_bc_r_clones_actions_well_above_chance(scripted_3m):
         stats = L._skill_discovery_loss(held)[1]
     chance = chance_accuracy(held)
     assert float(stats["action_acc"]) > chance + 0.25, (chance, float(stats["action_acc"]))
-    assert not torch.equal(rtg_before, L.decoder.rtg_emb.weight)  # the return-to-go input is trained
+    assert not torch.equal(rtg_before, L.action_decoder.rtg_emb.weight)  # the return-to-go input is trained

@@ -92,7 +92,7 @@ def test_forced_skill_histograms_match_the_decoder():
     from test_hygen_learning import small_learner
 
     learner = small_learner(maps=["3m"])
-    dec = learner.decoder
+    dec = learner.action_decoder
     with torch.no_grad():
         dec.basic.weight.zero_(), dec.basic.bias.zero_()
         dec.enemy_key[2].weight.zero_(), dec.enemy_key[2].bias.zero_()  # attack logits 0

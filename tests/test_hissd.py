@@ -91,8 +91,8 @@ def test_networks_and_controller_shapes_on_seen_and_unseen_maps(name):
     assert c.shape == e.shape == (B, T1, n, D) and h.shape == (B, n, 32)
     logits, _ = L.decoder(b.obs, last, name, L.skills(c, e))
     assert logits.shape == (B, T1, n, A) == (B, T1, n, 6 + spec.n_enemies)
-    assert L.q_net(b.obs, last, name)[0].shape == (B, T1, n, 1, A)
-    assert L.v_net(b.obs, last, name)[0].shape == (B, T1, n, 1)
+    assert L.q_network(b.obs, last, name)[0].shape == (B, T1, n, 1, A)
+    assert L.v_network(b.obs, last, name)[0].shape == (B, T1, n, 1)
     loss, stats, e_sample = L._map_loss(b)
     assert loss.dim() == 0 and all(math.isfinite(float(v)) for v in stats.values())
     assert e_sample.shape[1] == D
@@ -173,23 +173,23 @@ def test_info_nce_is_lower_for_separable_task_embeddings():
 # ----- the update ----------------------------------------------------------------------------
 def test_one_update_trains_every_network_and_leaves_targets_to_update_targets():
     L = small_learner()
-    names = ("common_encoder", "task_encoder", "decoder", "forward_model", "q_net", "v_net", "q_mixer", "v_mixer")
-    snap = {k: params(getattr(L, k)) for k in names + ("target_q_net", "target_q_mixer")}
+    names = ("common_encoder", "task_encoder", "decoder", "forward_model", "q_network", "v_network", "q_mixer", "v_mixer")
+    snap = {k: params(getattr(L, k)) for k in names + ("target_q_network", "target_q_mixer")}
     stats = L.update(batches(), 0, "hissd")
     for k in names:
         assert changed(snap[k], getattr(L, k)), k
-    assert not changed(snap["target_q_net"], L.target_q_net) and not changed(snap["target_q_mixer"], L.target_q_mixer)
+    assert not changed(snap["target_q_network"], L.target_q_network) and not changed(snap["target_q_mixer"], L.target_q_mixer)
     for k in ("loss", "q_loss", "v_loss", "fwd_loss", "policy_loss", "nce_loss", "action_acc", "weight_mean",
               "3m/q_loss", "3s5z/fwd_loss", "grad_norm"):
         assert k in stats and math.isfinite(stats[k]), k
     assert stats["nce_loss"] > 0.0  # two tasks in the update
-    online, target = params(L.q_net), params(L.target_q_net)
+    online, target = params(L.q_network), params(L.target_q_network)
     L.update_targets()  # Polyak: theta^- <- 0.005 theta + 0.995 theta^-
-    for o, t, new in zip(online, target, L.target_q_net.parameters()):
+    for o, t, new in zip(online, target, L.target_q_network.parameters()):
         torch.testing.assert_close(new, 0.005 * o + 0.995 * t)
     L.target_update_rate = 1.0  # hard copy
     L.update_targets()
-    assert all(torch.equal(a, b) for a, b in zip(L.q_net.parameters(), L.target_q_net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(L.q_network.parameters(), L.target_q_network.parameters()))
     with pytest.raises(ValueError, match="unknown objective 'policy'"):
         L.update(batches(), 1, "policy")
 
@@ -218,7 +218,7 @@ def test_state_dict_round_trip_and_mismatch():
     b = batches()["3m"]
     for a, c in zip(L.decoder.parameters(), L2.decoder.parameters()):
         torch.testing.assert_close(a, c)
-    torch.testing.assert_close(L.v_net(b.obs, b.actions_onehot, "3m")[0], L2.v_net(b.obs, b.actions_onehot, "3m")[0])
+    torch.testing.assert_close(L.v_network(b.obs, b.actions_onehot, "3m")[0], L2.v_network(b.obs, b.actions_onehot, "3m")[0])
     with pytest.raises(ValueError, match="skill_dim"):
         small_learner(skill_dim=4).load_state_dict(L.state_dict())
 

@@ -15,6 +15,7 @@ from hygen import config
 from hygen.buffers import read_episodes
 from hygen.buffers.synthetic import random_episodes
 from hygen.envs.maps import UnknownNameError, get_map
+from hygen.learners.base import CheckpointError, DeprecatedBindingWarning
 from hygen.learners.exploration import (
     EpsilonActions,
     EpsilonSkills,
@@ -46,8 +47,8 @@ def small_learner(**kw) -> HyGenLearner:
     torch.manual_seed(0)
     args = {
         "maps": ["3m", "3s5z"],
-        "trajectory_encoder": lambda num_skills: AttentionTrajectoryEncoder(4, num_skills, emb_dim=32),
-        "observation_encoder": lambda num_skills: AttentionObservationEncoder(num_skills, emb_dim=32, hidden_dim=32),
+        "global_encoder": lambda num_skills: AttentionTrajectoryEncoder(4, num_skills, emb_dim=32),
+        "q_network": lambda num_skills: AttentionObservationEncoder(num_skills, emb_dim=32, hidden_dim=32),
         "action_decoder": lambda num_skills: AttentionActionDecoder(num_skills, emb_dim=32, hidden_dim=32),
         "mixer": lambda: AttentionMixer(emb_dim=32, mixing_dim=16),
         "conservative": CQLLoss}  # deterministic (MixedCQLLoss draws joint skills): exact comparisons hold
@@ -66,10 +67,10 @@ def batches(n_offline: int = 4, B: int = 6) -> dict:
 
 def test_skill_discovery_trains_only_encoder_and_decoder():
     L = small_learner()
-    snap = {k: params(getattr(L, k)) for k in ("global_encoder", "decoder", "q_net", "mixer")}
+    snap = {k: params(getattr(L, k)) for k in ("global_encoder", "action_decoder", "q_network", "mixer")}
     stats = L.update(batches(), 0, "skill_discovery")
-    assert changed(snap["global_encoder"], L.global_encoder) and changed(snap["decoder"], L.decoder)
-    assert not changed(snap["q_net"], L.q_net) and not changed(snap["mixer"], L.mixer)
+    assert changed(snap["global_encoder"], L.global_encoder) and changed(snap["action_decoder"], L.action_decoder)
+    assert not changed(snap["q_network"], L.q_network) and not changed(snap["mixer"], L.mixer)
     for k in ("loss", "nll", "action_acc", "3m/nll", "3s5z/nll", "grad_norm"):
         assert k in stats and math.isfinite(stats[k])
 
@@ -77,15 +78,15 @@ def test_skill_discovery_trains_only_encoder_and_decoder():
 @pytest.mark.parametrize("refine", [True, False])
 def test_policy_phase_freezes_global_encoder_and_refines_decoder_on_request(refine):
     L = small_learner(refinement=CloneWonEpisodes() if refine else NoRefinement())
-    snap = {k: params(getattr(L, k)) for k in ("global_encoder", "decoder", "q_net", "mixer", "target_q_net")}
+    snap = {k: params(getattr(L, k)) for k in ("global_encoder", "action_decoder", "q_network", "mixer", "target_q_network")}
     stats = L.update(batches(), 0, "policy")
     assert not changed(snap["global_encoder"], L.global_encoder)
-    assert changed(snap["q_net"], L.q_net) and changed(snap["mixer"], L.mixer)
-    assert changed(snap["decoder"], L.decoder) == refine
+    assert changed(snap["q_network"], L.q_network) and changed(snap["mixer"], L.mixer)
+    assert changed(snap["action_decoder"], L.action_decoder) == refine
     assert ("refine_nll" in stats) == refine
-    assert not changed(snap["target_q_net"], L.target_q_net)  # only update_targets moves targets
+    assert not changed(snap["target_q_network"], L.target_q_network)  # only update_targets moves targets
     L.update_targets()
-    assert all(torch.equal(a, b) for a, b in zip(L.q_net.parameters(), L.target_q_net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(L.q_network.parameters(), L.target_q_network.parameters()))
 
 
 def test_one_step_uses_the_sum_of_per_map_gradients():
@@ -201,12 +202,12 @@ def test_fixed_skill_forces_every_agent_and_decodes_that_skill():
         c.fixed_skill = k
         acts, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=1.0)  # no skill exploration
         assert (st["skill"] == k).all()
-        logits, _ = L.decoder.logits_at(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name,
+        logits, _ = L.action_decoder.logits_at(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name,
                                         torch.full((E, 1, get_map(name).n_agents), k))
         assert torch.equal(acts, logits[:, 0].masked_fill(~avail, float("-inf")).argmax(-1))
     c.fixed_skill = None
     _, st = c.act(name, obs, avail, c.initial_state(name, E), epsilon=0.0)
-    q, _, _ = L.q_net(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name)
+    q, _, _ = L.q_network(obs[:, None], torch.zeros_like(b.actions_onehot[:, :1]), name)
     assert torch.equal(st["skill"], q[:, 0].argmax(-1))  # back to argmax_z Q_i
 
 
@@ -285,7 +286,7 @@ def test_only_the_mixed_conservative_terms_train_the_mixer(term, trains_mixer):
     L = small_learner(maps=["3m"], conservative=term, alpha=0.0, refinement=NoRefinement())
     b = batches()["3m"].trim()
     cond = L.mixer.condition(b.state[:, :-1], "3m", b.mask[..., 0] > 0)
-    qs = L.q_net(b.obs, torch.zeros_like(b.actions_onehot), "3m")[0][:, :-1]
+    qs = L.q_network(b.obs, torch.zeros_like(b.actions_onehot), "3m")[0][:, :-1]
     data = qs.argmin(-1)  # any data skills that are not the greedy ones
     loss = term(qs, data, lambda q: L.mixer.mix(q, cond), b.mask, alive_agents(b.avail_actions[:, :-1], b.mask))
     L.mixer.zero_grad()
@@ -310,11 +311,47 @@ def test_state_dict_round_trip_and_mismatch():
     L2 = small_learner()
     L2.load_state_dict(L.state_dict())
     b = batches()["3m"]
-    q1, _, _ = L.q_net(b.obs, b.actions_onehot, "3m")
-    q2, _, _ = L2.q_net(b.obs, b.actions_onehot, "3m")
+    q1, _, _ = L.q_network(b.obs, b.actions_onehot, "3m")
+    q2, _, _ = L2.q_network(b.obs, b.actions_onehot, "3m")
     torch.testing.assert_close(q1, q2)
     with pytest.raises(ValueError, match="num_skills"):
         small_learner(num_skills=3).load_state_dict(L.state_dict())
+
+
+def test_a_checkpoint_with_the_old_network_names_loads():
+    """Checkpoints written before the networks took their gin parameters' names (q_net, decoder)."""
+    L = small_learner()
+    L.update(batches(), 0, "skill_discovery")
+    old_names = {"q_network": "q_net", "target_q_network": "target_q_net", "action_decoder": "decoder"}
+    sd = {old_names.get(k, k): v for k, v in L.state_dict().items()}
+    assert "q_net" in sd and "q_network" not in sd
+    L2 = small_learner()
+    L2.load_state_dict(sd)
+    b = batches()["3m"]
+    torch.testing.assert_close(L.q_network(b.obs, b.actions_onehot, "3m")[0], L2.q_network(b.obs, b.actions_onehot, "3m")[0])
+    torch.testing.assert_close(L.action_decoder(b.obs, b.actions_onehot, "3m")[0],
+                               L2.action_decoder(b.obs, b.actions_onehot, "3m")[0])
+    del sd["decoder"]
+    with pytest.raises(CheckpointError, match="lacks 'action_decoder'"):
+        small_learner().load_state_dict(sd)
+
+
+@pytest.mark.parametrize("old,new,cls", [("observation_encoder", "q_network", "AttentionObservationEncoder"),
+                                         ("trajectory_encoder", "global_encoder", "AttentionTrajectoryEncoder")])
+def test_old_network_bindings_work_with_a_warning_naming_the_new_one(old, new, cls):
+    """HyGenLearner.observation_encoder / trajectory_encoder: the names of the previous release."""
+    size = lambda net: sum(p.numel() for p in net.parameters())
+    config.parse_config(BASE)
+    default = size(getattr(HyGenLearner(maps=["3m"]), new))
+    config.reset()
+    config.parse_config(BASE, [f"HyGenLearner.{old} = @small/{cls}", f"small/{cls}.emb_dim = 16"])
+    with pytest.warns(DeprecatedBindingWarning, match=f"HyGenLearner.{old} is deprecated.*bind HyGenLearner.{new}"):
+        L = HyGenLearner(maps=["3m"])
+    assert size(getattr(L, new)) < default  # the network bound under the old name is the one built
+    config.reset()
+    config.parse_config(BASE, [f"HyGenLearner.{old} = @small/{cls}", f"HyGenLearner.{new} = @other/{cls}"])
+    with pytest.raises(HyGenConfigError, match=f"HyGenLearner.{old} and HyGenLearner.{new} are both bound"):
+        HyGenLearner(maps=["3m"])
 
 
 class _ObsTableQ(torch.nn.Module):
@@ -340,10 +377,10 @@ def test_td_targets_on_a_hand_made_batch(double_q, td_lambda):
     is the discounted return of the rest of the (terminated) episode."""
     from hygen.mixers import VDNMixer
 
-    L = small_learner(maps=["3m"], observation_encoder=_ObsTableQ, mixer=VDNMixer, conservative=NoConservativeLoss,
+    L = small_learner(maps=["3m"], q_network=_ObsTableQ, mixer=VDNMixer, conservative=NoConservativeLoss,
                       refinement=NoRefinement(), gamma=0.5, double_q=double_q, td_lambda=td_lambda)
     with torch.no_grad():
-        L.target_q_net.scale.fill_(-2.0)  # a target network whose argmax differs from the live one
+        L.target_q_network.scale.fill_(-2.0)  # a target network whose argmax differs from the live one
     b = random_episodes("3m", 3, lengths=[2, 4, 1], seed=3)
     _, stats = L._policy_loss(b.trim(), ratio=1.0)
     with torch.no_grad():
@@ -402,7 +439,7 @@ def test_bad_settings_give_clear_errors():
     with pytest.raises(HyGenConfigError, match="num_skills"):
         from hygen.encoders import AttentionObservationEncoder
 
-        HyGenLearner(maps=["3m"], num_skills=4, observation_encoder=AttentionObservationEncoder(num_skills=3))
+        HyGenLearner(maps=["3m"], num_skills=4, q_network=AttentionObservationEncoder(num_skills=3))
 
 
 # ----- gin configs -------------------------------------------------------------------------
@@ -546,7 +583,7 @@ def test_frozen_skill_cache_changes_nothing_but_encodes_each_stored_episode_once
         s_cached, s_plain = cached.update(b, 0, "policy"), plain.update(b, 0, "policy")
         for k in ("td_loss", "consistency_loss", "cql_loss", "refine_nll", "loss"):
             assert math.isclose(s_cached[k], s_plain[k], rel_tol=1e-5, abs_tol=1e-6), k
-    for name in ("q_net", "decoder", "mixer"):
+    for name in ("q_network", "action_decoder", "mixer"):
         for p, q in zip(getattr(cached, name).parameters(), getattr(plain, name).parameters()):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
     distinct = {(i < b["3m"].n_offline, int(e)) for b in batches for i, e in enumerate(b["3m"].episode_ids)}

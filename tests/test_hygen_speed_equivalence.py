@@ -119,9 +119,9 @@ def _reference_policy_loss(lr: HyGenLearner, b, ratio: float) -> torch.Tensor:
     with torch.no_grad():
         global_logits = lr.global_encoder(b.state[:, :-1], onehot[:, :-1], m)
         data_skills = global_logits.argmax(-1)
-    qs, local_logits, _ = lr.q_net(b.obs, last, m)
+    qs, local_logits, _ = lr.q_network(b.obs, last, m)
     with torch.no_grad():
-        next_q = lr.target_q_net(b.obs, last, m)[0][:, 1:]
+        next_q = lr.target_q_network(b.obs, last, m)[0][:, 1:]
         next_max = next_q.max(-1).values
         target_next = lr.target_mixer(next_max, b.state[:, 1:], m)
     cond = lr.mixer.condition(b.state[:, :-1], m)
@@ -131,7 +131,7 @@ def _reference_policy_loss(lr: HyGenLearner, b, ratio: float) -> torch.Tensor:
     l_c = consistency_loss(local_logits[:, :-1], global_logits, agent_mask)
     logsumexp = torch.logsumexp(qs[:, :-1], -1)
     l_cql = ((logsumexp - chosen) * agent_mask).sum() / agent_mask.sum()
-    dec_logits, _ = lr.decoder(b.obs[:, :-1], last[:, :-1], m)
+    dec_logits, _ = lr.action_decoder(b.obs[:, :-1], last[:, :-1], m)
     w = agent_mask * (b.returns / 20.0).clamp(0, 1)[:, None, None]
     l_ref = weighted_nll(dec_logits, data_skills, actions, avail, w)
     return l_td + lr.alpha * l_c + lr.conservative.coefficient(ratio) * l_cql + l_ref
@@ -141,7 +141,7 @@ def _reference_skill_loss(lr: HyGenLearner, b) -> torch.Tensor:
     onehot = b.actions_onehot
     avail = b.avail_actions[:, :-1]
     skill_logits = lr.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name)
-    dec_logits, _ = lr.decoder(b.obs[:, :-1], b.last_actions_onehot[:, :-1], b.map_name)
+    dec_logits, _ = lr.action_decoder(b.obs[:, :-1], b.last_actions_onehot[:, :-1], b.map_name)
     return vae_loss(dec_logits, skill_logits, b.actions[:, :-1, :, 0], avail, alive_agents(avail, b.mask),
                     lr.beta)[0]
 
@@ -151,11 +151,11 @@ def test_update_losses_and_gradients_equal_the_textbook_computation(phase, monke
     lr = HyGenLearner(maps=["5m_vs_6m"], refinement=CloneByReturn(),  # every random episode weighs in
                       conservative=CQLLoss())  # the per-agent term the reference writes out
     with torch.no_grad():  # a target network that differs from the online one
-        for p in lr.target_q_net.parameters():
+        for p in lr.target_q_network.parameters():
             p.add_(0.1 * torch.randn_like(p))
     b = random_episodes("5m_vs_6m", 5, lengths=[4, 17, 9, 2, 12], seed=3)
     b.n_offline = 3
-    modules = {"global_encoder": lr.global_encoder, "q_net": lr.q_net, "decoder": lr.decoder, "mixer": lr.mixer}
+    modules = {"global_encoder": lr.global_encoder, "q_network": lr.q_network, "action_decoder": lr.action_decoder, "mixer": lr.mixer}
 
     fast = lr._skill_discovery_loss(b)[0] if phase == "skill_discovery" else lr._policy_loss(b, 0.6)[0]
     fast.backward()
@@ -167,7 +167,7 @@ def test_update_losses_and_gradients_equal_the_textbook_computation(phase, monke
     torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
     for k, mod in modules.items():
         _assert_grads_close(g_fast[k], _grads(mod))
-    assert g_fast["decoder"] and g_fast["q_net" if phase == "policy" else "global_encoder"]  # something was trained
+    assert g_fast["action_decoder"] and g_fast["q_network" if phase == "policy" else "global_encoder"]  # something was trained
 
 
 def test_acting_is_unchanged_by_the_fast_head():
@@ -179,7 +179,7 @@ def test_acting_is_unchanged_by_the_fast_head():
     dec_h = None
     for t in range(5):
         actions, st_new = ctl.act("3m", b.obs[:, t], b.avail_actions[:, t], st, 0.0)
-        logits, dec_h = lr.decoder(b.obs[:, t:t + 1], last[:, None], "3m", dec_h)
+        logits, dec_h = lr.action_decoder(b.obs[:, t:t + 1], last[:, None], "3m", dec_h)
         ref = logits[:, 0].gather(-2, st_new["skill"][..., None, None].expand(3, 3, 1, 9)).squeeze(-2)
         ref = ref.masked_fill(~b.avail_actions[:, t].bool(), float("-inf")).argmax(-1)
         assert torch.equal(actions, ref)

@@ -3,6 +3,16 @@
 Shape vocabulary (PyMARL): B batch, T time, n agents, K skills, A actions, H hidden.
 Every method takes the map name, because the entity decomposition (``hygen.entities``)
 needs the map's layout; the networks themselves are map-agnostic.
+
+The classes are named by their inputs; a learner names each network by its role, and the
+gin parameter and the attribute share that name (``HyGenLearner.q_network`` is bound in
+gin and read as ``learner.q_network``):
+
+- ``TrajectoryEncoder``: ``HyGenLearner.global_encoder``, q(z | s, a, i).
+- ``ObservationEncoder``: ``HyGenLearner.q_network``, skill values Q_i(tau_i, z) and q_hat(z | tau_i);
+  ``HiSSDLearner.v_network`` with one output, V_i(tau_i).
+- ``ActionDecoder``: ``HyGenLearner.action_decoder``, p(a_i | tau_i, z); with one skill its logits
+  read as action values, ``ActionValueLearner.q_network`` (UPDeT) and ``HiSSDLearner.q_network``.
 """
 
 from __future__ import annotations

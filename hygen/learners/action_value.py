@@ -42,12 +42,12 @@ UNAVAILABLE = -1e4
 OWNER = "ActionValueLearner"  # the gin name in error messages
 
 
-def action_values(q_net: ActionDecoder, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
+def action_values(q_network: ActionDecoder, obs: Tensor, last_actions_onehot: Tensor, map_name: str,
                   hidden: Tensor | None = None, valid: Tensor | None = None,
                   tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Q_i(tau_i, a) [B, T, n, A] (unmasked) and the last hidden state: the one-skill decoder's logits."""
     skill0 = torch.zeros(obs.shape[:3], dtype=torch.long, device=obs.device)
-    return q_net.logits_at(obs, last_actions_onehot, map_name, skill0, hidden, valid, tokens)
+    return q_network.logits_at(obs, last_actions_onehot, map_name, skill0, hidden, valid, tokens)
 
 
 class ActionValueController:
@@ -58,7 +58,7 @@ class ActionValueController:
 
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
         spec, learner = get_map(map_name), self.learner
-        return {"hidden": torch.zeros(num_envs, spec.n_agents, learner.q_net.hidden_dim, device=learner.device),
+        return {"hidden": torch.zeros(num_envs, spec.n_agents, learner.q_network.hidden_dim, device=learner.device),
                 "last_action": torch.zeros(num_envs, spec.n_agents, spec.n_actions, device=learner.device)}
 
     @torch.no_grad()
@@ -66,7 +66,7 @@ class ActionValueController:
             generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         learner = self.learner
         obs, avail = obs.to(learner.device, torch.float32), avail.to(learner.device).bool()
-        q, h = action_values(learner.q_net, obs[:, None], agent_state["last_action"][:, None], map_name,
+        q, h = action_values(learner.q_network, obs[:, None], agent_state["last_action"][:, None], map_name,
                              agent_state["hidden"])
         actions = epsilon_greedy(q[:, 0], avail, epsilon, generator)
         return actions, {"hidden": h, "last_action": F.one_hot(actions, avail.shape[-1]).float()}
@@ -89,8 +89,10 @@ class ActionValueLearner(LearnerBase):
             (False: eq. 4's max over the target network, as HyGen).
     """
 
-    _MODULES = ("q_net", "mixer", "target_q_net", "target_mixer")
-    _TARGETS = (("target_q_net", "q_net"), ("target_mixer", "mixer"))
+    _MODULES = ("q_network", "mixer", "target_q_network", "target_mixer")
+    _TARGETS = (("target_q_network", "q_network"), ("target_mixer", "mixer"))
+    # checkpoints written before the attribute took the gin parameter's name
+    _RENAMED_MODULES = (("q_net", "q_network"), ("target_q_net", "target_q_network"))
     _CHECKPOINT_HINT = " (ActionValueLearner.mixer: UPDeT-m uses AttentionMixer, UPDeT-l VDNMixer)"
 
     def __init__(self, maps: str | Sequence[str] = (), device: str | torch.device = "cpu",
@@ -102,17 +104,17 @@ class ActionValueLearner(LearnerBase):
         for m in self.maps:
             get_map(m)  # unknown names fail here, listing the known ones
         self.device = torch.device(device)
-        self.q_net = build_component(q_network, "q_network", OWNER, num_skills=1).to(self.device)
-        if getattr(self.q_net, "num_skills", 1) != 1 or getattr(self.q_net, "return_conditioned", False):
+        self.q_network = build_component(q_network, "q_network", OWNER, num_skills=1).to(self.device)
+        if getattr(self.q_network, "num_skills", 1) != 1 or getattr(self.q_network, "return_conditioned", False):
             raise LearnerConfigError(f"{OWNER}.q_network must be a one-skill decoder without return conditioning, got "
-                             f"{type(self.q_net).__name__} with num_skills={self.q_net.num_skills}, "
-                             f"return_conditioned={getattr(self.q_net, 'return_conditioned', False)}")
+                             f"{type(self.q_network).__name__} with num_skills={self.q_network.num_skills}, "
+                             f"return_conditioned={getattr(self.q_network, 'return_conditioned', False)}")
         self.mixer = build_component(mixer, "mixer", OWNER).to(self.device)
         self.conservative = build_component(conservative, "conservative", OWNER, (ConservativeLoss,))
-        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.target_q_network = copy.deepcopy(self.q_network).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.gamma, self.grad_norm_clip, self.double_q = gamma, grad_norm_clip, double_q
-        self.params = list(self.q_net.parameters()) + list(self.mixer.parameters())
+        self.params = list(self.q_network.parameters()) + list(self.mixer.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self._controller = ActionValueController(self)
 
@@ -139,7 +141,7 @@ class ActionValueLearner(LearnerBase):
         """Q_tot(s_t, a_data) [B, T, 1] of a batch (hygen.diagnostics: does it track the return?)."""
         b = b.trim().to(self.device)
         rows = b.filled[..., 0] > 0
-        qs, _ = action_values(self.q_net, b.obs, b.last_actions_onehot, b.map_name, valid=rows)
+        qs, _ = action_values(self.q_network, b.obs, b.last_actions_onehot, b.map_name, valid=rows)
         chosen = qs[:, :-1].gather(-1, b.actions[:, :-1]).squeeze(-1)
         return self.mixer(chosen, b.state[:, :-1], b.map_name, b.mask[..., 0] > 0)
 
@@ -156,9 +158,9 @@ class ActionValueLearner(LearnerBase):
 
         # entity tokens of the rows with data, shared by the live and the target network
         tokens = obs_entities(pack_rows(b.obs, rows), m, pack_rows(last, rows))
-        qs, _ = action_values(self.q_net, b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, A]
+        qs, _ = action_values(self.q_network, b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, A]
         with torch.no_grad():  # target: per-agent max over the AVAILABLE next actions, target networks
-            target_qs, _ = action_values(self.target_q_net, b.obs, last, m, valid=rows, tokens=tokens)
+            target_qs, _ = action_values(self.target_q_network, b.obs, last, m, valid=rows, tokens=tokens)
             next_avail = avail[:, 1:]
             choose = (qs if self.double_q else target_qs)[:, 1:].masked_fill(~next_avail, UNAVAILABLE)
             next_max = target_qs[:, 1:].gather(-1, choose.argmax(-1, keepdim=True)).squeeze(-1)  # [B, T, n]

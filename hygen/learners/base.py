@@ -7,6 +7,8 @@ A learner subclasses :class:`LearnerBase` and declares
 - ``_TARGETS``: (target, online) attribute pairs that :meth:`update_targets` syncs, a hard
   copy when ``target_update_rate`` is 1 and Polyak averaging
   ``theta^- <- rate * theta + (1 - rate) * theta^-`` below it;
+- ``_RENAMED_MODULES``: old attribute name -> new one, so that checkpoints written before a
+  network was renamed still load;
 - :meth:`_checkpoint_fingerprint`: values a checkpoint must agree with (skill count, mixer
   class, ...), so that one written by another model is refused with a clear message;
 
@@ -22,12 +24,18 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CheckpointError", "LearnerBase", "LearnerConfigError", "build_component", "check_state_dict",
+__all__ = ["CheckpointError", "DeprecatedBindingWarning", "LearnerBase", "LearnerConfigError", "build_component", "check_state_dict",
            "offline_share"]
 
 
 class LearnerConfigError(ValueError):
     """A learner binding with a value it cannot use; the message names the binding."""
+
+
+class DeprecatedBindingWarning(FutureWarning):
+    """A gin binding under an old name that still works for one release; the message names the
+    new one. A FutureWarning, so that Python shows it by default (a DeprecationWarning raised
+    inside a library is hidden unless the user enables it)."""
 
 
 class CheckpointError(RuntimeError, ValueError):
@@ -74,6 +82,7 @@ class LearnerBase:
     target_update_rate: float = 1.0  # 1: hard copy (QMIX, HyGen); < 1: Polyak (IQL in HiSSD)
     multi_task: bool = True  # False: trains on one source map (QMIX)
     _CHECKPOINT_HINT: str = ""  # appended to a fingerprint mismatch
+    _RENAMED_MODULES: tuple[tuple[str, str], ...] = ()  # (old module key, new): older checkpoints load
 
     params: list[nn.Parameter]
     optimizer: torch.optim.Optimizer
@@ -92,6 +101,8 @@ class LearnerBase:
 
     def load_state_dict(self, sd: dict) -> None:
         owner = type(self).__name__
+        renamed = {old: new for old, new in self._RENAMED_MODULES if old in sd and new not in sd}
+        sd = {renamed.get(k, k): v for k, v in sd.items()}  # an older checkpoint's module names
         for key, mine in self._checkpoint_fingerprint().items():
             if key in sd and sd[key] != mine:
                 raise CheckpointError(f"{owner} checkpoint has {key}={sd[key]!r}, this learner {mine!r}"

@@ -294,8 +294,8 @@ class HiSSDLearner(LearnerBase):
         self.task_encoder = _build(task_encoder, "task_encoder", skill_dim=skill_dim).to(dev)
         self.decoder = _build(decoder, "decoder", skill_dim=2 * skill_dim).to(dev)
         self.forward_model = _build(forward_model, "forward_model", skill_dim=skill_dim).to(dev)
-        self.q_net = _build(q_network, "q_network", num_skills=1).to(dev)
-        self.v_net = _build(v_network, "v_network", num_skills=1).to(dev)
+        self.q_network = _build(q_network, "q_network", num_skills=1).to(dev)
+        self.v_network = _build(v_network, "v_network", num_skills=1).to(dev)
         self.q_mixer = _build(mixer, "mixer").to(dev)
         self.v_mixer = _build(mixer, "mixer").to(dev)
         if self.task_encoder is self.common_encoder:  # one instance bound to both: two networks
@@ -308,11 +308,11 @@ class HiSSDLearner(LearnerBase):
             if getattr(mod, "skill_dim", None) != want:
                 raise HiSSDConfigError(f"HiSSDLearner.{name} has skill_dim {getattr(mod, 'skill_dim', None)}, "
                                        f"expected {want} (HiSSDLearner.skill_dim = {skill_dim})")
-        for name, mod in (("q_network", self.q_net), ("v_network", self.v_net)):
+        for name, mod in (("q_network", self.q_network), ("v_network", self.v_network)):
             if mod.num_skills != 1:
                 raise HiSSDConfigError(f"HiSSDLearner.{name} must have one output per action/agent "
                                        f"(num_skills=1), got {mod.num_skills}")
-        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.target_q_network = copy.deepcopy(self.q_network).requires_grad_(False)
         self.target_q_mixer = copy.deepcopy(self.q_mixer).requires_grad_(False)
         self.expectile, self.awr_temperature, self.max_weight = expectile, awr_temperature, max_weight
         self.fwd_weight, self.contrastive_weight = fwd_weight, contrastive_weight
@@ -322,10 +322,13 @@ class HiSSDLearner(LearnerBase):
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
         self._controller = HiSSDController(self)
 
-    _TRAINED = ("common_encoder", "task_encoder", "decoder", "forward_model", "q_net", "v_net", "q_mixer", "v_mixer")
-    _MODULES = _TRAINED + ("target_q_net", "target_q_mixer")
+    _TRAINED = ("common_encoder", "task_encoder", "decoder", "forward_model", "q_network", "v_network", "q_mixer",
+                "v_mixer")
+    # checkpoints written before the attributes took the gin parameters' names
+    _RENAMED_MODULES = (("q_net", "q_network"), ("v_net", "v_network"), ("target_q_net", "target_q_network"))
+    _MODULES = _TRAINED + ("target_q_network", "target_q_mixer")
     # theta^- <- rate * theta + (1 - rate) * theta^- (IQL: rate 0.005 every step; 1.0 = hard copy)
-    _TARGETS = (("target_q_net", "q_net"), ("target_q_mixer", "q_mixer"))
+    _TARGETS = (("target_q_network", "q_network"), ("target_q_mixer", "q_mixer"))
 
     def skills(self, common: Tensor, task: Tensor) -> Tensor:
         """The decoder's skill vector [c_i, e_i / |e_i|] (the task skill lives on the unit sphere)."""
@@ -358,7 +361,7 @@ class HiSSDLearner(LearnerBase):
         """Q_tot(s_t, a_data) [B, T, 1] of a batch (hygen.diagnostics: does it track the return?)."""
         b = b.trim().to(self.device)
         rows = b.filled[..., 0] > 0
-        q_all = self.q_net(b.obs, b.last_actions_onehot, b.map_name, valid=rows)[0][:, :-1, :, 0]
+        q_all = self.q_network(b.obs, b.last_actions_onehot, b.map_name, valid=rows)[0][:, :-1, :, 0]
         q_taken = q_all.gather(-1, b.actions[:, :-1]).squeeze(-1)
         return self.q_mixer(q_taken, b.state[:, :-1], b.map_name, b.mask[..., 0] > 0)
 
@@ -381,14 +384,14 @@ class HiSSDLearner(LearnerBase):
         logits, _ = self.decoder(b.obs, last, m, self.skills(common, task), valid=rows, tokens=tokens)
 
         # ---- IQL-style mixed values (eqs. 5, 6 of IQL)
-        q_all = self.q_net(b.obs, last, m, valid=rows, tokens=tokens)[0][:, :-1, :, 0]  # [B, T, n, A]
+        q_all = self.q_network(b.obs, last, m, valid=rows, tokens=tokens)[0][:, :-1, :, 0]  # [B, T, n, A]
         q_taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # Q_i(tau_i, a_i)
         q_tot = self.q_mixer(q_taken, b.state[:, :-1], m, steps)  # [B, T, 1]
-        v_tot = self.v_mixer(self.v_net(b.obs, last, m, valid=rows, tokens=tokens)[0][..., 0],
+        v_tot = self.v_mixer(self.v_network(b.obs, last, m, valid=rows, tokens=tokens)[0][..., 0],
                              b.state, m, rows)  # V_tot(s_t) for t = 0..T, [B, T+1, 1]
         l_q, _ = td_loss(q_tot, v_tot[:, 1:], reward, terminated, mask, self.gamma)  # V_tot(s') detached inside
         with torch.no_grad():
-            target_q = self.target_q_net(b.obs, last, m, valid=rows, tokens=tokens)[0][:, :-1, :, 0]
+            target_q = self.target_q_network(b.obs, last, m, valid=rows, tokens=tokens)[0][:, :-1, :, 0]
             target_q_tot = self.target_q_mixer(target_q.gather(-1, actions.unsqueeze(-1)).squeeze(-1),
                                                b.state[:, :-1], m, steps)
         u = target_q_tot - v_tot[:, :-1]  # Q^- - V

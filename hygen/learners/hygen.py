@@ -31,6 +31,7 @@ Each ``update`` is ONE Adam step whose gradient is the sum over maps of the per-
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import gin
@@ -50,7 +51,13 @@ from hygen.encoders import (
 from hygen.encoders.attention import pack_rows
 from hygen.entities import obs_entities
 from hygen.envs.maps import get_map
-from hygen.learners.base import LearnerBase, LearnerConfigError, build_component, offline_share
+from hygen.learners.base import (
+    DeprecatedBindingWarning,
+    LearnerBase,
+    LearnerConfigError,
+    build_component,
+    offline_share,
+)
 from hygen.learners.conditioning import NoReturnConditioning, ReturnConditioning
 from hygen.learners.exploration import EpsilonSkills, SkillExploration
 from hygen.learners.skill_labels import RelabelledSkills, SkillLabels
@@ -87,7 +94,28 @@ REPLACED_BINDINGS = {
 }
 
 
+# Network parameters renamed so that gin parameter and attribute say the same thing (issue 17):
+# the old names still work for one release, with a DeprecatedBindingWarning.
+RENAMED_BINDINGS = {"trajectory_encoder": "global_encoder", "observation_encoder": "q_network"}
+_NETWORK_DEFAULTS = {"global_encoder": AttentionTrajectoryEncoder, "q_network": AttentionObservationEncoder}
+
 HyGenConfigError = LearnerConfigError  # the name earlier releases raised
+
+
+def _renamed_networks(replaced: dict, **new) -> tuple:
+    """Move old-name network bindings (popped from ``replaced``) to their new names, warning;
+    binding both names to different networks is an error."""
+    for old, name in RENAMED_BINDINGS.items():
+        if old not in replaced:
+            continue
+        value = replaced.pop(old)
+        if new[name] is not _NETWORK_DEFAULTS[name] and new[name] is not value:
+            raise HyGenConfigError(f"HyGenLearner.{old} and HyGenLearner.{name} are both bound; {old} is the old "
+                                   f"name of {name}: bind only HyGenLearner.{name}")
+        warnings.warn(f"HyGenLearner.{old} is deprecated and will be removed in the next release; "
+                      f"bind HyGenLearner.{name} instead", DeprecatedBindingWarning, stacklevel=3)
+        new[name] = value
+    return tuple(new.values())
 
 
 def _build(factory, what: str, kind: type = nn.Module, **kwargs):
@@ -112,8 +140,8 @@ class HyGenController:
     def initial_state(self, map_name: str, num_envs: int) -> dict[str, Tensor]:
         spec, learner = get_map(map_name), self.learner
         n, dev = spec.n_agents, learner.device
-        return {"q_hidden": torch.zeros(num_envs, n, learner.q_net.hidden_dim, device=dev),
-                "dec_hidden": torch.zeros(num_envs, n, learner.decoder.hidden_dim, device=dev),
+        return {"q_hidden": torch.zeros(num_envs, n, learner.q_network.hidden_dim, device=dev),
+                "dec_hidden": torch.zeros(num_envs, n, learner.action_decoder.hidden_dim, device=dev),
                 "last_action": torch.zeros(num_envs, n, spec.n_actions, device=dev),
                 "skill": torch.zeros(num_envs, n, dtype=torch.long, device=dev),
                 **learner.return_conditioning.initial_state(num_envs, dev)}
@@ -124,7 +152,7 @@ class HyGenController:
         learner = self.learner
         obs, avail = obs.to(learner.device, torch.float32), avail.to(learner.device).bool()
         last = agent_state["last_action"]
-        qs, _, q_h = learner.q_net(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
+        qs, _, q_h = learner.q_network(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
         skills = qs[:, 0].argmax(-1)  # [E, n]
         if self.fixed_skill is not None:  # an int, or [E] per environment with -1 for the learned policy
             fixed = torch.as_tensor(self.fixed_skill, device=learner.device).view(-1, 1).expand_as(skills)
@@ -132,7 +160,7 @@ class HyGenController:
         elif epsilon > 0.0:
             skills = learner.exploration.skills(skills, learner.num_skills, epsilon, generator)
         rtg = learner.return_conditioning.acting_input(agent_state)  # BC-r: the return-to-go
-        logits, dec_h = learner.decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
+        logits, dec_h = learner.action_decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
                                              agent_state["dec_hidden"], **rtg)
         logits = logits[:, 0].masked_fill(~avail, float("-inf"))
         actions = learner.exploration.actions(logits, avail, epsilon, generator) if epsilon > 0.0 else logits.argmax(-1)
@@ -153,8 +181,13 @@ class HyGenLearner(LearnerBase):
         maps: source map names (batches are keyed by them; acting works on any map).
         device: torch device.
         num_skills: |Z| (paper: 4 = number of attention heads of the global encoder).
-        trajectory_encoder / observation_encoder / action_decoder / mixer: classes (built
-            with ``num_skills``) or instances; defaults are the attention versions.
+        global_encoder: q(z | s, a, i), the global skill encoder of eq. 1-2 (a ``TrajectoryEncoder``).
+        q_network: the individual skill-value network, Q_i(tau_i, z) for every skill and the
+            local skill logits q_hat(z | tau_i) (an ``ObservationEncoder``).
+        action_decoder: the skill-conditioned policy p(a_i | tau_i, z) (an ``ActionDecoder``).
+        mixer: Q_tot = Mix(Q_i; s) (a ``ValueMixer``; a target copy is kept).
+            All four: classes (built with ``num_skills``) or instances; defaults are the
+            attention versions. Each name is the learner's attribute too (``learner.q_network``).
         conservative: ``ConservativeLoss`` (class or instance): L_CQL of eq. 6 and its weight
             (``CQLLoss``: per agent, the paper's; ``MixedCQLLoss``: on Q_tot over sampled joint
             skills; ``ODISGapLoss``; ``NoConservativeLoss``).
@@ -180,12 +213,14 @@ class HyGenLearner(LearnerBase):
             least the replay buffer size (Trainer.buffer_size).
 
     The string bindings these classes replaced (``explore_actions``, ``refine_weighting``, ...)
-    fail with a message naming the class to bind instead (``REPLACED_BINDINGS``).
+    fail with a message naming the class to bind instead (``REPLACED_BINDINGS``). The old
+    network names ``trajectory_encoder`` and ``observation_encoder`` still work for one release
+    with a ``DeprecatedBindingWarning`` naming the new one (``RENAMED_BINDINGS``).
     """
 
     def __init__(self, maps: str | Sequence[str] = (), device: str | torch.device = "cpu", num_skills: int = 4,
-                 trajectory_encoder: Callable[..., TrajectoryEncoder] = AttentionTrajectoryEncoder,
-                 observation_encoder: Callable[..., ObservationEncoder] = AttentionObservationEncoder,
+                 global_encoder: Callable[..., TrajectoryEncoder] = AttentionTrajectoryEncoder,
+                 q_network: Callable[..., ObservationEncoder] = AttentionObservationEncoder,
                  action_decoder: Callable[..., ActionDecoder] = AttentionActionDecoder,
                  mixer: Callable[..., ValueMixer] = AttentionMixer,
                  conservative: Callable[..., ConservativeLoss] | ConservativeLoss = MixedCQLLoss,
@@ -197,7 +232,10 @@ class HyGenLearner(LearnerBase):
                  alpha: float = 5.0, beta: float = 1e-3, gamma: float = 0.99, lr: float = 5e-4,
                  grad_norm_clip: float = 10.0, double_q: bool = False, td_lambda: float = 0.0,
                  frozen_skill_cache: int = 2000, **replaced):
-        for name, value in replaced.items():  # **replaced only catches the old string bindings
+        # **replaced only catches the old bindings: renamed networks (a warning, for one release)
+        # and the string variants (an error naming the class to bind)
+        global_encoder, q_network = _renamed_networks(replaced, global_encoder=global_encoder, q_network=q_network)
+        for name, value in replaced.items():
             hint = REPLACED_BINDINGS.get(name)
             raise HyGenConfigError(f"HyGenLearner.{name} = {value!r} is no longer a binding; use {hint}" if hint
                                    else f"HyGenLearner got an unknown argument {name!r}")
@@ -215,12 +253,12 @@ class HyGenLearner(LearnerBase):
         self._skill_caches: dict[tuple[str, bool], EpisodeCache] = {}  # (map, online) -> q(z|s,a,i)
         self.device = torch.device(device)
         self.num_skills = num_skills
-        self.global_encoder = _build(trajectory_encoder, "trajectory_encoder", num_skills=num_skills).to(self.device)
-        self.q_net = _build(observation_encoder, "observation_encoder", num_skills=num_skills).to(self.device)
-        self.decoder = _build(action_decoder, "action_decoder", num_skills=num_skills).to(self.device)
+        self.global_encoder = _build(global_encoder, "global_encoder", num_skills=num_skills).to(self.device)
+        self.q_network = _build(q_network, "q_network", num_skills=num_skills).to(self.device)
+        self.action_decoder = _build(action_decoder, "action_decoder", num_skills=num_skills).to(self.device)
         self.mixer = _build(mixer, "mixer").to(self.device)
-        for name, mod in (("trajectory_encoder", self.global_encoder), ("observation_encoder", self.q_net),
-                          ("action_decoder", self.decoder)):
+        for name, mod in (("global_encoder", self.global_encoder), ("q_network", self.q_network),
+                          ("action_decoder", self.action_decoder)):
             if mod.num_skills != num_skills:
                 raise HyGenConfigError(f"HyGenLearner.{name} has {mod.num_skills} skills, "
                                        f"HyGenLearner.num_skills is {num_skills}")
@@ -230,17 +268,17 @@ class HyGenLearner(LearnerBase):
         self.refinement = _build(refinement, "refinement", DecoderRefinement)
         self.exploration = _build(exploration, "exploration", SkillExploration)
         self.return_conditioning = _build(return_conditioning, "return_conditioning", ReturnConditioning)
-        if self.return_conditioning.active != bool(getattr(self.decoder, "return_conditioned", False)):
+        if self.return_conditioning.active != bool(getattr(self.action_decoder, "return_conditioned", False)):
             raise HyGenConfigError(
                 f"HyGenLearner.return_conditioning is {self.return_conditioning!r} but the action decoder's "
-                f"return_conditioned is {getattr(self.decoder, 'return_conditioned', False)}: bind both "
-                "(configs/bc_r.gin: @ReturnToGo() and AttentionActionDecoder.return_conditioned = True) or neither")
-        self.target_q_net = copy.deepcopy(self.q_net).requires_grad_(False)
+                f"return_conditioned is {getattr(self.action_decoder, 'return_conditioned', False)}: bind both "
+                "(configs/methods/bc_r.gin: @ReturnToGo() and AttentionActionDecoder.return_conditioned = True) or neither")
+        self.target_q_network = copy.deepcopy(self.q_network).requires_grad_(False)
         self.target_mixer = copy.deepcopy(self.mixer).requires_grad_(False)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.grad_norm_clip, self.double_q = grad_norm_clip, double_q
         # One Adam over everything; in each phase only the trained modules receive gradients.
-        self.params = [p for mod in (self.global_encoder, self.q_net, self.decoder, self.mixer)
+        self.params = [p for mod in (self.global_encoder, self.q_network, self.action_decoder, self.mixer)
                        for p in mod.parameters()]
         self.lr = lr
         self.optimizer = torch.optim.Adam(self.params, lr=lr)
@@ -272,8 +310,10 @@ class HyGenLearner(LearnerBase):
             stats["ratio"] = float(ratio)
         return stats
 
-    _MODULES = ("global_encoder", "q_net", "decoder", "mixer", "target_q_net", "target_mixer")
-    _TARGETS = (("target_q_net", "q_net"), ("target_mixer", "mixer"))
+    _MODULES = ("global_encoder", "q_network", "action_decoder", "mixer", "target_q_network", "target_mixer")
+    # checkpoints written before the networks were named after their gin parameters
+    _RENAMED_MODULES = (("q_net", "q_network"), ("target_q_net", "target_q_network"), ("decoder", "action_decoder"))
+    _TARGETS = (("target_q_network", "q_network"), ("target_mixer", "mixer"))
 
     def _checkpoint_fingerprint(self) -> dict:
         return {"num_skills": self.num_skills}
@@ -294,7 +334,7 @@ class HyGenLearner(LearnerBase):
         steps = mask[..., 0] > 0  # [B, T] real steps; padding skips the attention
         skill_logits = self.global_encoder(b.state[:, :-1], onehot[:, :-1], b.map_name, steps)  # [B, T, n, K]
         rtg = self.return_conditioning.training_input(b.reward[:, :-1], mask)  # BC-r: the return-to-go
-        dec_logits, _ = self.decoder(b.obs[:, :-1], b.last_actions_onehot[:, :-1], b.map_name,
+        dec_logits, _ = self.action_decoder(b.obs[:, :-1], b.last_actions_onehot[:, :-1], b.map_name,
                                      valid=steps, **rtg)
         loss, stats = vae_loss(dec_logits, skill_logits, actions, avail, agent_mask, self.beta)
         with torch.no_grad():
@@ -323,7 +363,7 @@ class HyGenLearner(LearnerBase):
             z_data = self._data_skills(b, global_logits.argmax(-1))  # [B, T, n]
         # entity tokens of the rows with data only, [N_rows, n, E, F], shared by the three local networks
         tokens = obs_entities(pack_rows(b.obs, rows), m, pack_rows(last, rows))
-        qs, local_logits, _ = self.q_net(b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, K]
+        qs, local_logits, _ = self.q_network(b.obs, last, m, valid=rows, tokens=tokens)  # [B, T+1, n, K]
 
         # eq. 4: L_TD = (r + gamma Mix^-(max_z' Q_i^-(tau', z')) - Mix(Q_i(tau, z_data)))^2
         cond = self.mixer.condition(b.state[:, :-1], m, steps)
@@ -353,7 +393,7 @@ class HyGenLearner(LearnerBase):
             # the decoder runs on the same rows as the value networks (its GRU is causal, so rows
             # :-1 are exactly the T-step pass) and only at the data skill (the one the loss reads)
             at_rows = torch.cat([z_data, z_data[:, -1:]], 1)  # skill of the final row: unused
-            dec_logits, _ = self.decoder.logits_at(b.obs, last, m, at_rows, valid=rows, tokens=tokens)
+            dec_logits, _ = self.action_decoder.logits_at(b.obs, last, m, at_rows, valid=rows, tokens=tokens)
             l_ref = weighted_nll_at(dec_logits[:, :-1], actions, avail, self.refinement.sample_weights(b, agent_mask))
             loss = loss + self.refinement.weight * l_ref
             stats["refine_nll"] = l_ref.detach()
@@ -364,7 +404,7 @@ class HyGenLearner(LearnerBase):
     def _target_next_q_tot(self, b, qs: Tensor, last: Tensor, tokens: Tensor, rows: Tensor) -> Tensor:
         """Mix^-(max_z' Q_i^-(tau_{t+1}, z')) [B, T, 1]: per-agent argmax over next skills (of the
         live network with ``double_q``), valued by the target networks."""
-        target_qs, _, _ = self.target_q_net(b.obs, last, b.map_name, valid=rows, tokens=tokens)
+        target_qs, _, _ = self.target_q_network(b.obs, last, b.map_name, valid=rows, tokens=tokens)
         next_q = target_qs[:, 1:]
         choose = qs[:, 1:] if self.double_q else next_q
         next_max = next_q.gather(-1, choose.argmax(-1, keepdim=True)).squeeze(-1)
@@ -387,7 +427,7 @@ class HyGenLearner(LearnerBase):
         b = b.trim().to(self.device)
         steps, rows = b.mask[..., 0] > 0, b.filled[..., 0] > 0
         skills = self._data_skills(b, self.relabelled_skills(b))
-        qs, _, _ = self.q_net(b.obs, b.last_actions_onehot, b.map_name, valid=rows)
+        qs, _, _ = self.q_network(b.obs, b.last_actions_onehot, b.map_name, valid=rows)
         chosen = qs[:, :-1].gather(-1, skills.unsqueeze(-1)).squeeze(-1)
         return self.mixer(chosen, b.state[:, :-1], b.map_name, steps)
 
