@@ -50,10 +50,20 @@ def add_threads_argument(p: argparse.ArgumentParser) -> None:
     """--threads: torch CPU threads, set before torch does any work (see hygen.utils.set_threads)."""
     from hygen.utils import DEFAULT_THREADS
 
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help=f"torch CPU threads (default {DEFAULT_THREADS}, or a bound Trainer.num_threads: "
-                        "hygen's networks are small, and on a shared CPU extra threads mostly wait; "
-                        "see docs/speed.md)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                   help=f"torch CPU threads: a fixed count, or 'auto' (the cores other processes leave "
+                        f"free, re-measured every few seconds; a run whose count changed is not bit-for-bit "
+                        f"repeatable). Default {DEFAULT_THREADS}, or a bound Trainer.num_threads; "
+                        "see docs/speed.md")
+
+
+def _threads(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number or 'auto', got {text!r}") from None
 
 
 def _positive_int(text: str) -> int:

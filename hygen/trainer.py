@@ -107,14 +107,15 @@ class Trainer:
                  epsilon: LinearEpsilon | None = None, target_update_every: int = 200,
                  eval_every: int = 1000, eval_episodes: int = 32, checkpoint_every: int = 1000,
                  log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
-                 offline_episodes: int | None = 2000, num_threads: int | None = None,
+                 offline_episodes: int | None = 2000, num_threads=None,
                  stop_win_rate: float | None = None, callbacks=(), diagnostics=None):
         from hygen.envs import check_backend, get_map
         from hygen.rundir import RunDir
         from hygen.utils import keep_freed_memory, resolve_device, set_threads, threads_were_set
 
-        # small nets on a shared CPU: extra threads spin-wait (hygen.utils.set_threads); a bound value
-        # wins, else the process keeps what the CLI's --threads set, else hygen's measured default
+        # small nets on a shared CPU: extra threads spin-wait (hygen.utils.set_threads, hygen.threads);
+        # num_threads: N, 'auto' or a policy (@AdaptiveThreads()). A bound value wins, else the process
+        # keeps what the CLI's --threads set, else hygen's measured default
         if num_threads is not None or not threads_were_set():
             try:
                 set_threads(num_threads)
@@ -231,6 +232,8 @@ class Trainer:
         """Train (or continue training) to the end; returns the results dict (also results.json)."""
         if not self._restored:
             self.restore()
+        from hygen import threads
+
         bar = self.run_dir.progress(self.total_steps, initial=self.step, desc="train")
         controller = self.learner.controller()
         t0 = time.perf_counter() - self.wall_time
@@ -249,6 +252,7 @@ class Trainer:
                                                    **self._sampler_stats(phase.sampler, m)).to(self.device)
                            for m in self.source_maps}
                 metrics = self.learner.update(batches, self.step, phase.learner_objective)
+                threads.tick()  # an adaptive policy re-measures the machine's load every few seconds
                 self.step += 1
                 bar.update(1)
                 if self.step % self.target_update_every == 0:

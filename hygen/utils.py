@@ -9,6 +9,8 @@ import re
 import numpy as np
 import torch
 
+from hygen import threads as _threads  # registers FixedThreads / AdaptiveThreads with gin
+
 
 def check_sizes(owner: str, **sizes: object) -> None:
     """Layer sizes from gin bindings must be positive integers; a 0 would only fail deep in a forward."""
@@ -18,29 +20,29 @@ def check_sizes(owner: str, **sizes: object) -> None:
         raise ValueError(f"{owner}: {'; '.join(bad)}")
 
 
-DEFAULT_THREADS = 1
+DEFAULT_THREADS: int | str = 1
 
 
-def set_threads(n: int | None = None) -> int:
-    """Set torch's CPU threads for this process (``None``: :data:`DEFAULT_THREADS`); returns n.
+def set_threads(n=None) -> int:
+    """Set this process's torch CPU thread policy (``None``: :data:`DEFAULT_THREADS`); returns the
+    starting count.
 
-    hygen's networks are small: on an idle 2-core machine a second thread makes a demo-scale
-    update 1.44x faster, but on a shared CPU OpenMP threads spin-wait for each other whenever
-    another process holds a core, and one busy process beside a 2-thread run makes it 3.3x
-    slower while a 1-thread run does not notice (benchmarks/threads.py, docs/speed.md). Call it before torch does work: the inter-op pool can only be sized then
-    (later calls leave it as it is).
+    ``n``: a fixed count, ``'auto'`` (:class:`hygen.threads.AdaptiveThreads`: the cores other
+    processes leave free, re-measured as the run goes) or a policy instance. hygen's networks are
+    small: on an idle 2-core machine a second thread makes a demo-scale update ~1.4x faster, but
+    on a shared CPU OpenMP threads spin-wait whenever another process holds a core, and one busy
+    process beside a 2-thread run makes it ~3x slower (benchmarks/threads.py, docs/speed.md).
+    Call it before torch does work: the inter-op pool can only be sized then (later calls leave
+    it as it is; hygen never uses it, so an adaptive policy keeps it at one).
     """
     global _THREADS_SET
-    n = DEFAULT_THREADS if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    policy = _threads.install(DEFAULT_THREADS if n is None else n)
     _THREADS_SET = True
-    torch.set_num_threads(n)
     try:
-        torch.set_num_interop_threads(n)
+        torch.set_num_interop_threads(policy.threads if not policy.adaptive else 1)
     except RuntimeError:  # already set, or inter-op work already ran: only the intra-op count changes
         pass
-    return n
+    return policy.threads
 
 
 def threads_were_set() -> bool:

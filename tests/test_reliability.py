@@ -155,19 +155,21 @@ def test_progress_in_a_log_is_plain_lines(monkeypatch, capsys):
 
 
 def test_threads_default_to_one_unless_set(tmp_path, monkeypatch):
+    import hygen.threads
     import hygen.utils
 
     monkeypatch.setattr(hygen.utils, "_THREADS_SET", False)
     torch.set_num_threads(2)
     try:
-        qmix_trainer(tmp_path)  # nothing set them: hygen's default
-        assert torch.get_num_threads() == hygen.utils.DEFAULT_THREADS == 1
+        qmix_trainer(tmp_path)  # nothing set them: hygen's default (a fixed 1, or auto, which starts at 1)
+        assert torch.get_num_threads() == 1
+        assert hygen.threads.current().describe() == str(hygen.utils.DEFAULT_THREADS)
         torch.set_num_threads(2)
         qmix_trainer(tmp_path)  # the CLI's --threads (or an earlier set_threads) is kept
         assert torch.get_num_threads() == 2
         qmix_trainer(tmp_path, num_threads=1)  # a bound Trainer.num_threads wins
         assert torch.get_num_threads() == 1
-        with pytest.raises(TrainerError, match="Trainer.num_threads: threads must be a positive integer, got 0"):
+        with pytest.raises(TrainerError, match="Trainer.num_threads: threads must be a positive integer or 'auto', got 0"):
             qmix_trainer(tmp_path, num_threads=0)
     finally:
         torch.set_num_threads(1)
@@ -176,7 +178,7 @@ def test_threads_default_to_one_unless_set(tmp_path, monkeypatch):
 def test_threads_flag_rejects_a_non_positive_count(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--threads", "0", "--run_dir", "x"])
-    assert e.value.code == 2 and "--threads: expected a positive whole number, got 0" in capsys.readouterr().err
+    assert e.value.code == 2 and "--threads: expected a positive whole number or 'auto', got '0'" in capsys.readouterr().err
 
 
 def test_list_names_what_it_cannot_list(capsys):
