@@ -15,7 +15,7 @@ Policies:
   every evaluation; expert = best snapshot, medium = :func:`choose_medium_snapshot`.
   Every online episode is logged (compressed ODIS chunks) so medium-replay is exact.
 - ``heuristic`` (fast, for demos and tests): expert = the best scripted policy on the map
-  (focus fire, nearest enemy or flank: :class:`HeuristicController`);
+  (focus fire, nearest enemy, flank or ambush: :class:`HeuristicController`);
   medium = focus fire with random actions at the rate (from a small grid) whose win
   rate is closest to half the expert's; medium-replay = episodes with that random-action
   rate annealed from 1.0 down to the medium rate, like a training run's replay.
@@ -87,13 +87,14 @@ class HeuristicController:
     """A scripted policy of hygen.envs.scripted as a Controller.
 
     base: "focus_fire" (all agents shoot the enemy nearest the team), "nearest_enemy"
-    (each agent shoots its own nearest enemy) or "flank" (step aside while the enemies walk
-    past, then focus fire). It reads the environment it acts in (the runner binds it with
+    (each agent shoots its own nearest enemy), "flank" (step aside while the enemies walk
+    past, then focus fire) or "ambush" (step far aside, let the enemies stop, then take on the
+    near edge of their group while the rest stand: wins 5m_vs_6m). It reads the environment it acts in (the runner binds it with
     ``bind_env``) and counts each episode's steps in its agent state (flank needs them); its
     own ``epsilon`` (random-action rate) is used instead of the runner's when set.
     """
 
-    BASES = ("focus_fire", "nearest_enemy", "flank")
+    BASES = ("focus_fire", "nearest_enemy", "flank", "ambush")
 
     def __init__(self, epsilon: float | None = None, base: str = "focus_fire"):
         if base not in self.BASES:
@@ -112,8 +113,8 @@ class HeuristicController:
 
         eps = epsilon if self.epsilon is None else self.epsilon
         steps = agent_state["steps"].to(avail.device)
-        if self.base == "flank":
-            actions = scripted.flank_actions(self.env, steps, epsilon=eps, generator=generator)
+        if self.base in ("flank", "ambush"):  # (these two time their moves by the episode's step)
+            actions = getattr(scripted, f"{self.base}_actions")(self.env, steps, epsilon=eps, generator=generator)
         else:
             actions = getattr(scripted, f"{self.base}_actions")(self.env, epsilon=eps, generator=generator)
         return actions, {"steps": steps + 1}

@@ -3,7 +3,7 @@
 They work on any backend with the SMAC interface (built-in simulator or SC2), because
 they decode unit positions and health from SMAC's global state via ``MapSpec.layout``.
 ``hygen collect --policy heuristic`` uses the best of :func:`focus_fire_actions`,
-:func:`nearest_enemy_actions` and :func:`flank_actions` on each map.
+:func:`nearest_enemy_actions`, :func:`flank_actions` and :func:`ambush_actions` on each map.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import torch
 
 from hygen.envs.sim import N_NO_ATTACK, NOOP, STOP
 
-__all__ = ["decode_state", "flank_actions", "focus_fire_actions", "nearest_enemy_actions", "random_actions"]
+__all__ = ["ambush_actions", "decode_state", "flank_actions", "focus_fire_actions", "nearest_enemy_actions", "random_actions"]
 
 
 def decode_state(env, state: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Unit positions (normalised, as in SMAC's state) and alive masks from the state.
 
-    Returns ally_xy [E,n,2], enemy_xy [E,m,2], ally_alive [E,n], enemy_alive [E,m].
+    Returns ally_xy [E,n,2], enemy_xy [E,m,2], ally_alive [E,n], enemy_alive [E,m], enemy_health [E,m]
+    (a fraction of the maximum).
     """
     lay = env.map.layout
     s = env.get_state() if state is None else state
@@ -27,7 +28,7 @@ def decode_state(env, state: torch.Tensor | None = None) -> dict[str, torch.Tens
     enemy = s[:, lay.state_enemy_offset: lay.state_last_action_offset].view(E, m, lay.enemy_state)
     return {
         "ally_xy": ally[..., 2:4], "enemy_xy": enemy[..., 1:3],
-        "ally_alive": ally[..., 0] > 0, "enemy_alive": enemy[..., 0] > 0,
+        "ally_alive": ally[..., 0] > 0, "enemy_alive": enemy[..., 0] > 0, "enemy_health": enemy[..., 0],
     }
 
 
@@ -112,3 +113,44 @@ def flank_actions(env, steps: torch.Tensor, epsilon: float = 0.0, generator: tor
     north = torch.full_like(attack, 2)  # SMAC: 2 north, 3 south, 4 east, 5 west
     north = torch.where(avail[..., 2], north, STOP)
     return _finish(env, avail, torch.where(waiting[:, None], north, attack), epsilon, generator)
+
+
+AMBUSH_SIDESTEP_STEPS = 8  # north until the map's edge: the enemies' line passes beyond their acquisition range
+AMBUSH_WAIT_STEPS = 26  # until the enemies have walked to the allies' start and stand there in a clump
+
+
+def ambush_actions(env, steps: torch.Tensor, epsilon: float = 0.0, generator: torch.Generator | None = None,
+                   sidestep: int = AMBUSH_SIDESTEP_STEPS, wait: int = AMBUSH_WAIT_STEPS) -> torch.LongTensor:
+    """Step out of the enemies' way, let them stop, then take them on a few at a time.
+
+    Exploits two rules of the built-in AI (docs/simulator.md): a unit on attack-move only takes a
+    target within its acquisition range (its weapon range), and nothing alerts its idle neighbours.
+    ``steps`` [E]: steps taken so far in each episode. For ``sidestep`` steps (while no ally can
+    shoot) every agent moves north, far enough that the enemies' attack-move line passes out of
+    their acquisition range; the enemies walk on to the allies' start and stand there, still on
+    attack-move. The team waits until step ``wait``, then walks at the enemy nearest its centre
+    and holds position the moment any ally can shoot: only the enemies at the near edge of the
+    clump come within reach and answer, the rest keep standing. Every ally that can shoot fires
+    at the enemy most allies can reach (ties: the weakest); the others hold (walking in would
+    bring the next enemies in range). When nobody can shoot, the team closes in again.
+    On marine-hard's 5m_vs_6m this wins where focus fire and flanking never do (docs/datasets.md).
+    """
+    avail = env.get_avail_actions()
+    d = decode_state(env)
+    can = avail[..., N_NO_ATTACK:]  # [E, n, m]: ally i can shoot enemy j
+    contact = can.any(-1)  # [E, n]
+    any_contact = contact.any(-1)  # [E]
+    reach = can.sum(1).float()  # [E, m]: how many allies can shoot each enemy
+    score = (reach * 2.0 - d["enemy_health"]).masked_fill(reach == 0, -1.0)
+    focus = N_NO_ATTACK + score.argmax(1)  # [E]; meaningful where any ally can shoot
+    focus = focus[:, None].expand_as(contact)
+    can_focus = avail.gather(2, focus[..., None]).squeeze(-1)
+    weakest = N_NO_ATTACK + d["enemy_health"][:, None].expand_as(can).masked_fill(~can, 2.0).argmin(-1)
+    hold = torch.full_like(focus, STOP)
+    fight = torch.where(can_focus, focus, torch.where(contact, weakest, hold))
+    steps = steps.to(avail.device)
+    north = torch.where(avail[..., 2], torch.full_like(focus, 2), hold)
+    approach = focus_fire_actions(env, 0.0, generator)  # walks at the enemy nearest the team's centre
+    before = torch.where((steps < sidestep)[:, None], north, hold)
+    act = torch.where(any_contact[:, None], fight, torch.where((steps < wait)[:, None], before, approach))
+    return _finish(env, avail, act, epsilon, generator)
