@@ -1,6 +1,6 @@
 """The built-in simulator against real SC2 episodes (3m medium): three tables.
 
-    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--collisions] [--out fidelity.json] [--plot fidelity.png]
+    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--collisions] [--substeps 2] [--out fidelity.json] [--plot fidelity.png]
 
 1. Calibration: pinned rows are game mechanics the real data determines (must agree within
    5 %); the others depend on the behaviour policy (the sim runs the focus-fire heuristic with
@@ -44,6 +44,7 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
     p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
     p.add_argument("--collisions", action="store_true", help="simulate with SimEnv(collisions=True) (units steer around each other)")
+    p.add_argument("--substeps", type=int, default=None, help="SimEnv substeps (game-loop chunks per step; default: the env's)")
     args = p.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -51,6 +52,8 @@ def main() -> int:
     real = fidelity_stats(data, "3m")
     g = torch.Generator().manual_seed(args.seed)
     env_kw = {"collisions": args.collisions}
+    if args.substeps is not None:
+        env_kw["substeps"] = args.substeps
     sim_eps = record_sim("3m", lambda env: focus_fire_actions(env, args.epsilon, g), args.episodes, args.seed, **env_kw)
     sim = fidelity_stats(sim_eps, "3m")
     rows = compare(real, sim)

@@ -412,3 +412,22 @@ def test_collisions_keep_crowds_finite_and_inside_the_map(name):
         env.step(random_actions(env.get_avail_actions(), g))
         assert torch.isfinite(env._f).all()
         assert ((env._xy >= env.xy_lo - 1e-5) & (env._xy <= env.xy_hi + 1e-5)).all()
+
+
+def test_collisions_the_unit_created_first_waits_for_the_other_to_pass():
+    """Head-on, both sidestep, but only the unit created first (3m: the centre marine, ally 1)
+    waits until the other has come abreast, then walks on: in SC2 ally 1 ends (+0.33, -0.37) and
+    ally 2 (-0.97, +0.29) (docs/simulator.md, mechanic 6). Swapping the creation order swaps
+    the roles, so the rule is the order, not the agent id or the heading."""
+    start = [[9.0, 15.312], [9.0, 16.0], [9.688, 16.0]]
+    d = _collision_step(start, [4, 4, 5])
+    assert 0.1 <= float(d[1, 0]) <= 0.45 and -0.45 <= float(d[1, 1]) <= -0.25, d[1]  # waited, then walked on
+    assert -1.1 <= float(d[2, 0]) <= -0.9, d[2]  # did not wait
+    env = SimEnv("3m", num_envs=1, seed=0, collisions=True)
+    env.reset()
+    env._created[0, 1], env._created[0, 2] = 2.0, 0.0
+    env.pos[0, :3] = torch.tensor(start)
+    env._observe()
+    env.step(torch.tensor([[4, 4, 5]]))
+    d2 = env.pos[0, :3] - torch.tensor(start)
+    assert float(d2[1, 0]) >= 0.9 and -0.45 <= float(d2[2, 0]) <= -0.1, d2  # now ally 2 waits

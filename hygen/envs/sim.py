@@ -223,10 +223,14 @@ class SimEnv:
         groups: dict[str, list[int]] = {}
         for i, t in enumerate(self.map.ally_unit_types):
             groups.setdefault(t, []).append(i)
+        spiral_rank = list(range(n))  # agent id -> its place in the spawn spiral (creation order)
         for ids in groups.values():
-            pts = sorted(tuple(ally[i].tolist()) for i in ids)
-            for i, p in zip(ids, pts):
+            pts = sorted((tuple(ally[i].tolist()), i) for i in ids)
+            for i, (p, k) in zip(ids, pts):
+                spiral_rank[i] = k
+            for i, (p, k) in zip(ids, pts):
                 ally[i] = torch.tensor(p)
+        self._ally_spiral_rank = torch.tensor(spiral_rank, device=self.device)
         enemy = side(self.map.enemy_unit_types, g.enemy_spawn)
         # By t=0 SC2 has already run one game loop of the enemies' attack-move order.
         enemy[:, 0] -= self.speed[n:].cpu()
@@ -244,10 +248,17 @@ class SimEnv:
         goal = torch.where(self.is_enemy, torch.tensor(g.ally_spawn, device=dev)[:, None],
                            torch.tensor(g.enemy_spawn, device=dev)[:, None])  # attack-move goals
         zeros = torch.zeros(self.n_units, device=dev)
-        self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal, zeros, zeros])
+        # creation order: SC2 creates each side's units one by one at the spawn spiral (centre
+        # first), allies before enemies; in a head-on encounter the unit created first yields
+        # (collisions only, docs/simulator.md mechanic 6). Travels with the unit through the
+        # per-episode enemy id shuffle.
+        created = torch.arange(self.n_units, dtype=torch.float32, device=dev)
+        created[:n] = created[:n][self._ally_spiral_rank]
+        self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal, zeros, zeros,
+                                    created])
         # enemies attack-move towards the allies' start (SMAC's map triggers); no targets yet
         order0 = torch.where(self.is_enemy | self.ally_ai, ORDER_ATTACK_MOVE, ORDER_STOP)
-        self.fresh_l = torch.stack([order0, self.unit_ids])
+        self.fresh_l = torch.stack([order0, self.unit_ids, self.unit_ids])
 
     def _build_obs_index(self) -> None:
         """Flat indices that assemble SMAC's obs and state from the feature banks in one gather.
@@ -294,17 +305,19 @@ class SimEnv:
 
     def _alloc(self) -> None:
         E, U, n, dev = self.num_envs, self.n_units, self.n_agents, self.device
-        # packed per-unit state, so a reset is one masked copy: [E, F_STATE, U] f32 and [E, 2, U] long
+        # packed per-unit state, so a reset is one masked copy: [E, F_STATE, U] f32 and [E, 3, U] long
         self._f = torch.zeros(E, len(self.fresh_f), U, device=dev)
-        self._l = torch.zeros(E, 2, U, dtype=torch.long, device=dev)
+        self._l = torch.zeros(E, len(self.fresh_l), U, dtype=torch.long, device=dev)
         f = self._f
         self.health, self.shield, self.cooldown, self.delay, self.since_hit = f.unbind(1)[:5]
         # cooldown: game loops until the weapon is ready (< 0: ready); delay: reaction delay
         # before the next shot; since_hit: game loops since last damage (shield regeneration)
         self._xy, self._goal = f[:, 5:7], f[:, 7:9]  # [E, 2, U], x and y rows
         self._moved = f[:, 9:11]  # [E, 2, U]: each unit's move in the last chunk (collisions only)
+        self._created = f[:, 11]  # [E, U]: creation order (collisions only)
         self.pos = self._xy.transpose(1, 2)  # [E, U, 2] view
-        self.order, self.target = self._l.unbind(1)
+        self.order, self.target = self._l.unbind(1)[:2]
+        self._wait_for = self._l[:, 2]  # [E, U]: the unit this one waits for to pass, own id: none (collisions)
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
         F = self.map.layout.enemy_feat
@@ -361,6 +374,8 @@ class SimEnv:
         enemy_hp_before = (self.health + self.shield)[:, n:]
         enemy_alive_before = (self.health[:, n:] > 0).sum(1)
         run_col = running[:, None]
+        if self.collisions:  # a wait for a unit to pass ends with the step (mechanic 6)
+            self._wait_for.copy_(self.unit_ids)
         for _ in range(self.substeps):
             self._substep(run_col)
 
@@ -497,7 +512,7 @@ class SimEnv:
         remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         if self.collisions:  # steer around units in the way
-            self._moved.copy_(self._steer(rel, vec.div_(length[:, None]), stride, d_live))
+            self._moved.copy_(self._steer(rel, vec.div_(length[:, None]), stride, dead_pen))
             xy.add_(self._moved)
         else:
             xy.addcmul_(vec, (stride / length)[:, None])
@@ -538,7 +553,7 @@ class SimEnv:
             regen_f = regen * (SHIELD_REGEN_PER_LOOP * dt)
             torch.minimum(self.shield + regen_f, self.sh_max, out=self.shield)
 
-    def _steer(self, rel: torch.Tensor, u: torch.Tensor, stride: torch.Tensor, d_live: torch.Tensor) -> torch.Tensor:
+    def _steer(self, rel: torch.Tensor, u: torch.Tensor, stride: torch.Tensor, dead_pen: torch.Tensor) -> torch.Tensor:
         """This chunk's displacement [E, 2, U] of units walking ``stride`` [E, U] along the unit
         heading ``u`` [E, 2, U]: straight on unless another living unit is in the way.
 
@@ -549,23 +564,42 @@ class SimEnv:
         of its stride going forward. Evidence: the real 3m data (docs/simulator.md, mechanic 5).
         """
         v = u * stride[:, None]  # planned displacement
-        w = v[:, :, :, None] - v[:, :, None, :]  # [E, 2, i, j]: i's motion relative to j
+        # i's motion relative to j, w = v_i - v_j, by component ([E, i, j] each)
+        wx, wy = v[:, 0, :, None] - v[:, 0, None, :], v[:, 1, :, None] - v[:, 1, None, :]
+        rx, ry = rel.unbind(1)
         # the relative path x_i + tau w meets the separation circle around j at the smallest tau
-        # solving |rel - tau w| = sep: tau = (p - sqrt(sep^2 w^2 - c^2)) / w^2, p = rel.w, c = w x rel
-        p = (rel * w).sum(1)
-        w2 = (w * w).sum(1)
-        c = w[:, 0] * rel[:, 1] - w[:, 1] * rel[:, 0]
-        disc = torch.addcmul(-c * c, self.sep2, w2)  # > 0: the path passes within sep of j
-        tau = (p - disc.clamp(min=0).sqrt_()).div_(w2.clamp(min=1e-12))
-        blocked = (disc > 0) & (p > 0) & (tau < 1) & (d_live < _BIG)  # approaching, touching this chunk
-        first, jb = torch.where(blocked, tau, _BIG).min(2)  # the first unit in the way
+        # solving |rel - tau w| = sep: tau = (p - sqrt(sep^2 w^2 - c^2)) / w^2, p = rel.w, c = w x rel.
+        # p, w^2, c (so tau) are symmetric in i, j: reductions run over dim 1 (the fast one)
+        p = torch.addcmul(rx * wx, ry, wy)
+        w2 = torch.addcmul(wx * wx, wy, wy)
+        c = torch.addcmul(wx * ry, wy, rx, value=-1.0)
+        disc = torch.addcmul(self.sep2 * w2, c, c, value=-1.0)  # > 0: the path passes within sep of j
+        # (sqrt of exact zeros is 3x slower on CPU than of tiny numbers; masked below anyway)
+        tau = (p - disc.clamp(min=1e-30).sqrt_()).div_(w2.clamp_(min=1e-12))
+        tau.masked_fill_((disc <= self._zero) | (p <= self._zero), _BIG)  # approaching and touching
+        tau.add_(dead_pen[:, :, None]).add_(dead_pen[:, None, :])  # living pairs only
+        first, jb = tau.min(1)  # the first unit in the way (if it is touched this chunk: first < 1)
+        first = torch.where(first < 1.0, first, self._big)
         ids = self.unit_ids
         rel_b = rel.gather(3, jb[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # [E, 2, U]
         lat_b = u[:, 0] * rel_b[:, 1] - u[:, 1] * rel_b[:, 0]  # > 0: it stands on i's left
         mutual = (jb.gather(1, jb) == ids) & (stride.gather(1, jb) > 0)
         need = (self.sep[ids, jb] - lat_b.abs()).mul_(torch.where(mutual, 0.5, 1.0))
-        lateral = torch.minimum(need, stride).mul_(first < _BIG)
+        blocked = first < _BIG
+        lateral = torch.minimum(need, stride).mul_(blocked)
         forward = (stride * stride - lateral * lateral).clamp_(min=0).sqrt_()
+        # Two units walking into each other both step aside, and the one created first waits
+        # until the other has come abreast (the real data: docs/simulator.md, mechanic 6): i
+        # remembers whom it waits for (until the end of the step) and, each chunk, stands for the
+        # part of it that j, walking at its planned pace, needs to cover its lead along i's heading.
+        u_b = u.gather(2, jb[:, None].expand(-1, 2, -1))
+        starts = mutual & blocked & ((u * u_b).sum(1) < self._zero) & (self._created < self._created.gather(1, jb))
+        wf = torch.where(starts, jb, self._wait_for, out=self._wait_for)  # own id: waits for none
+        rel_w = rel.gather(3, wf[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # zero for own id
+        uu_w = (u * u.gather(2, wf[:, None].expand(-1, 2, -1))).sum(1)  # < 0: j walks against i's heading
+        lead = torch.where(uu_w < self._zero, (u * rel_w).sum(1), self._zero).clamp_(min=0)
+        closing = (stride.gather(1, wf) * -uu_w).clamp_(min=1e-6)  # j's approach this chunk
+        forward.mul_((1 - lead / closing).clamp_(min=0))
         side = torch.where(lat_b < 0, lateral, -lateral)  # > 0: to i's left, i.e. along (-u_y, u_x)
         return torch.stack([u[:, 0] * forward - u[:, 1] * side, u[:, 1] * forward + u[:, 0] * side], 1)
 

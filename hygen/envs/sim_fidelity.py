@@ -259,7 +259,8 @@ def _match_enemies(env: SimEnv, real_xy0: np.ndarray) -> None:
     n = env.n_agents
     sim_xy = env.pos[:, n:].clone()  # [E, m, 2]
     d = torch.cdist(torch.as_tensor(real_xy0, dtype=sim_xy.dtype), sim_xy)  # [E, m(real), m(sim)]
-    env.pos[:, n:] = sim_xy.gather(1, d.argmin(-1)[..., None].expand(-1, -1, 2))
+    f = env._f[:, :, n:].clone()  # [E, rows, m]: position, goal, creation order, ... travel together
+    env._f[:, :, n:] = f.gather(2, d.argmin(-1)[:, None].expand(-1, f.shape[1], -1))
 
 
 def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", steps: int = 31,
