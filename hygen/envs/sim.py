@@ -255,7 +255,7 @@ class SimEnv:
         created = torch.arange(self.n_units, dtype=torch.float32, device=dev)
         created[:n] = created[:n][self._ally_spiral_rank]
         self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal, zeros, zeros,
-                                    created])
+                                    created, zeros, zeros])
         # enemies attack-move towards the allies' start (SMAC's map triggers); no targets yet
         order0 = torch.where(self.is_enemy | self.ally_ai, ORDER_ATTACK_MOVE, ORDER_STOP)
         self.fresh_l = torch.stack([order0, self.unit_ids, self.unit_ids])
@@ -315,6 +315,7 @@ class SimEnv:
         self._xy, self._goal = f[:, 5:7], f[:, 7:9]  # [E, 2, U], x and y rows
         self._moved = f[:, 9:11]  # [E, 2, U]: each unit's move in the last chunk (collisions only)
         self._created = f[:, 11]  # [E, U]: creation order (collisions only)
+        self._wait_axis = f[:, 12:14]  # [E, 2, U]: heading when a wait began (collisions only)
         self.pos = self._xy.transpose(1, 2)  # [E, U, 2] view
         self.order, self.target = self._l.unbind(1)[:2]
         self._wait_for = self._l[:, 2]  # [E, U]: the unit this one waits for to pass, own id: none (collisions)
@@ -594,10 +595,12 @@ class SimEnv:
         # part of it that j, walking at its planned pace, needs to cover its lead along i's heading.
         u_b = u.gather(2, jb[:, None].expand(-1, 2, -1))
         starts = mutual & blocked & ((u * u_b).sum(1) < self._zero) & (self._created < self._created.gather(1, jb))
+        fresh = starts & (self._wait_for == ids)  # a wait begins: remember i's heading now
+        axis = torch.where(fresh[:, None], u, self._wait_axis, out=self._wait_axis)
         wf = torch.where(starts, jb, self._wait_for, out=self._wait_for)  # own id: waits for none
         rel_w = rel.gather(3, wf[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # zero for own id
-        uu_w = (u * u.gather(2, wf[:, None].expand(-1, 2, -1))).sum(1)  # < 0: j walks against i's heading
-        lead = torch.where(uu_w < self._zero, (u * rel_w).sum(1), self._zero).clamp_(min=0)
+        uu_w = (axis * u.gather(2, wf[:, None].expand(-1, 2, -1))).sum(1)  # < 0: j walks against it
+        lead = torch.where(uu_w < self._zero, (axis * rel_w).sum(1), self._zero).clamp_(min=0)
         closing = (stride.gather(1, wf) * -uu_w).clamp_(min=1e-6)  # j's approach this chunk
         forward.mul_((1 - lead / closing).clamp_(min=0))
         side = torch.where(lat_b < 0, lateral, -lateral)  # > 0: to i's left, i.e. along (-u_y, u_x)
