@@ -35,6 +35,15 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _omp_cap() -> int | None:
+    """OMP_NUM_THREADS as a cap for 'auto' (hygen sweep sets it to 1 for its parallel cells), if set."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
 def _set_torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
@@ -71,7 +80,8 @@ class AdaptiveThreads:
     many threads costs ~3x) and up one step only after ``up_after`` intervals in a row with
     ``others <= cores - (n + 1) + up_margin`` (the gap between the two margins is the hysteresis:
     a process that comes and goes does not flip the count each interval). Between readings,
-    :meth:`tick` costs one clock read.
+    :meth:`tick` costs one clock read. ``max_threads`` (default: OMP_NUM_THREADS when set, else
+    the cores) caps the count.
     """
 
     adaptive = True
@@ -88,7 +98,7 @@ class AdaptiveThreads:
             raise ValueError(f"AdaptiveThreads: need 0 <= up_margin < down_margin (the hysteresis band), "
                              f"got up_margin={up_margin!r}, down_margin={down_margin!r}")
         self.cores = cpu_count()
-        self.max_threads = min(max_threads or self.cores, self.cores)
+        self.max_threads = min(max_threads or _omp_cap() or self.cores, self.cores)
         self.interval_s, self.down_margin, self.up_margin, self.up_after = interval_s, down_margin, up_margin, up_after
         self.stat_path, self.clock, self.own_cpu = stat_path, clock, own_cpu
         self.threads = 1

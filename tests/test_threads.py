@@ -199,3 +199,14 @@ def test_trainer_takes_auto_or_a_bound_policy_class(tmp_path):
         trainer(num_threads="x")
     trainer(num_threads=1)
     assert isinstance(threads.current(), FixedThreads)
+
+
+def test_omp_num_threads_caps_auto(monkeypatch, machine):
+    """hygen sweep runs its cells with OMP_NUM_THREADS=1: 'auto' there stays at one thread."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    p = AdaptiveThreads(stat_path=str(machine.path), clock=lambda: machine.t, own_cpu=lambda: machine.own)
+    assert p.max_threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert AdaptiveThreads().max_threads == threads.cpu_count()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert AdaptiveThreads().max_threads == threads.cpu_count()
