@@ -75,15 +75,91 @@ def test_macro_bound_but_never_used_is_an_error(tmp_path):
 
 
 def test_every_shipped_config_parses():
-    """Each method/ablation file parses with a task set and data quality (catches typos in configs/)."""
+    """Each method with its run, each run, ablation and scale, and each old top-level name parses
+    with a task set and data quality (catches typos in configs/)."""
+    from config_layout import files_of, methods, run_of
+
     from hygen.config import CONFIG_DIR, reset
 
-    methods = [p for p in CONFIG_DIR.rglob("*.gin") if p.parent.name not in ("tasksets", "data")]
-    assert len(methods) >= 10
-    for p in methods:
+    every = {str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.gin")}
+    parsed = set()
+    data = ["tasksets/marine_hard", "data/medium"]
+    for m in methods():  # a method and its run (QMIX: its run's default map)
+        reset()
+        parse_config([*files_of(m), *([] if "qmix" in m else data)])
+        parsed |= {f"methods/{m}", run_of(m)}
+    for p in CONFIG_DIR.rglob("*.gin"):
+        name = str(p.relative_to(CONFIG_DIR).with_suffix(""))
+        if name.split("/")[0] not in ("ablations", "scales") and "/" in name:
+            continue  # methods, runs (above); tasksets and data (in every parse)
         reset()
         extra = ["NUM_SKILLS = 3"] if p.stem == "skill_count" else []
-        if p.stem == "qmix":
+        if name in ("qmix", "qmix_tuned"):
             parse_config([p], extra)
-        else:  # method files include hygen.gin themselves; ablations go after it
-            parse_config(["hygen", p, "tasksets/marine_hard", "data/medium"], extra)
+        elif "/" in name or name in ("no_online", "demo"):  # add-ons go after a method and its run
+            parse_config(["hygen", *data, p], extra)
+        else:  # an old method name: a shim for its method and run
+            parse_config([p, *data], extra)
+        parsed.add(name)
+    parsed |= {"runs/multi_task", *(f"tasksets/{p.stem}" for p in (CONFIG_DIR / "tasksets").glob("*.gin")),
+               *(f"data/{p.stem}" for p in (CONFIG_DIR / "data").glob("*.gin"))}
+    assert parsed == every, sorted(every - parsed)
+
+
+def test_old_top_level_names_are_shims_for_a_method_and_its_run():
+    """The old names (hygen, odis, bc_t, ...) keep working for one release: each top-level file
+    says it is deprecated, binds nothing, and includes exactly the method and the run its method
+    names (or, for no_online and demo, the ablation and the scale)."""
+    import re
+
+    from config_layout import methods, run_of
+
+    from hygen.config import CONFIG_DIR
+
+    old = sorted(p.stem for p in CONFIG_DIR.glob("*.gin"))
+    assert {"hygen", "odis", "bc_t", "bc_r", "updet_m", "updet_l", "hissd", "qmix", "qmix_tuned", "no_online",
+            "demo"} <= set(old)
+    for name in old:
+        text = (CONFIG_DIR / f"{name}.gin").read_text()
+        code = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        includes = re.findall(r"^include '([^']+)\.gin'$", text, re.MULTILINE)
+        assert "DEPRECATED" in text and len(code) == len(includes), f"{name}.gin: only includes, said deprecated"
+        if name in methods():
+            assert includes == [f"methods/{name}", run_of(name)], name
+            assert f"--gin_file methods/{name} --gin_file {run_of(name)}" in text  # the comment names them
+        else:
+            assert includes == [{"no_online": "ablations/no_online", "demo": "scales/demo"}[name]]
+
+
+LEARNER_CLASSES = ("HyGenLearner", "ActionValueLearner", "HiSSDLearner", "QMIXLearner")
+
+
+def test_methods_bind_the_learner_and_runs_the_trainer():
+    """T5X-style split: a method file binds its learner (and the two trainer settings that belong
+    to it: which learner, its target sync); a run binds the trainer and phases and no learner;
+    the two bind disjoint things, so their order does not matter."""
+    from config_layout import bound_keys, files_of, methods, run_of
+
+    data = ["tasksets/marine_hard", "data/medium"]
+    for m in methods():
+        method_keys = bound_keys([f"methods/{m}"])
+        # runs/offline.gin reads the method's OBJECTIVE (alone: "macro %OBJECTIVE is used but never bound")
+        run_keys = bound_keys([run_of(m), *data], ["OBJECTIVE = 'any'"]) - {"OBJECTIVE"}
+        assert not method_keys & run_keys, (m, sorted(method_keys & run_keys))
+        trainer = {k for k in method_keys if k.startswith("Trainer.")}
+        assert trainer <= {"Trainer.learner", "Trainer.target_update_every"}, (m, trainer)
+        assert not any(k.split("/")[-1].startswith(LEARNER_CLASSES) for k in run_keys), (m, run_of(m))
+        assert bound_keys([*files_of(m), *data]) == bound_keys([*reversed(files_of(m)), *data]), m
+
+
+@pytest.mark.parametrize("method,learner", [("updet_m", "ActionValueLearner"), ("updet_l", "ActionValueLearner"),
+                                            ("hissd", "HiSSDLearner")])
+def test_updet_and_hissd_bind_nothing_of_hygen_s_learner(method, learner):
+    """They used to include hygen.gin and carry its learner's bindings, inert for them."""
+    from config_layout import bound_keys, files_of
+
+    keys = bound_keys([*files_of(method), "tasksets/marine_hard", "data/medium"])
+    assert any(k.startswith(f"{learner}.") for k in keys)
+    hygen_only = {"HyGenLearner", "MixedCQLLoss", "CloneWonEpisodes", "AttentionTrajectoryEncoder", "NUM_SKILLS",
+                  "policy/Phase", "skill_discovery/Phase", "LinearDecayRatio"}
+    assert not {k for k in keys if k.split(".")[0] in hygen_only}

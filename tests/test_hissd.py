@@ -60,16 +60,13 @@ def batches(maps=("3m", "3s5z"), B: int = 6) -> dict:
 
 # ----- config -------------------------------------------------------------------------------
 def test_config_parses_with_taskset_and_data_and_binds_an_offline_hissd():
-    from hygen.trainer import Phase
-
     config.parse_config(["hissd", "tasksets/marine_hard", "data/medium"])
     assert gin.query_parameter("%SOURCE_MAPS") == ["3m", "5m_vs_6m", "9m_vs_10m"]
     assert gin.query_parameter("%DATA_QUALITY") == "medium"
     phases = gin.query_parameter("Trainer.phases")
     assert len(phases) == 1
-    with gin.config_scope("hissd"):
-        p = Phase()
-    assert p.name == "hissd" and not p.collect_online and isinstance(p.sampler, OfflineOnly)
+    p = phases[0].scoped_configurable_fn()
+    assert p.name == p.objective == "hissd" and not p.collect_online and isinstance(p.sampler, OfflineOnly)
     L = HiSSDLearner(maps=["3m"])
     assert (L.expectile, L.awr_temperature, L.max_weight) == (0.9, 10.0, 100.0)
     assert L.target_update_rate == 0.005 and gin.query_parameter("Trainer.target_update_every") == 1

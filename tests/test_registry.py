@@ -1,19 +1,19 @@
 """Every method config x every task set trains a few steps and evaluates.
 
 The lists come from the configs and the learner registry, not from this file: a new method is
-a new ``configs/<name>.gin`` that binds ``Trainer.learner`` (directly or through an include) and
-is tested here without a line added; a new learner class must be used by some method config.
+a new ``configs/methods/<name>.gin`` that binds ``Trainer.learner`` (directly or through an
+include) and names its run (``# run: runs/<run>.gin``), and is tested here with that run without
+a line added; a new learner class must be used by some method config.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import replace
-from pathlib import Path
 
 import gin
 import pytest
+from config_layout import closure, files_of, learner_of, methods, run_of
 
 import hygen.learners
 from hygen import config
@@ -25,30 +25,12 @@ from hygen.learners.base import LearnerBase
 from hygen.rundir import RunDir
 from hygen.trainer import Trainer
 
-_INCLUDE = re.compile(r"^include\s+'([^']+)'", re.MULTILINE)
-
-
-def _closure(path: Path) -> str:
-    """The text of a gin file and of everything it includes."""
-    text = path.read_text()
-    return text + "".join(_closure(CONFIG_DIR / inc) for inc in _INCLUDE.findall(text))
-
-
-def method_configs() -> list[str]:
-    """Top-level configs that define a method: they bind Trainer.learner."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.gin") if "Trainer.learner =" in _closure(p))
-
-
-def learner_of(method: str) -> str:
-    bound = re.findall(r"^Trainer\.learner = @(\w+)", _closure(CONFIG_DIR / f"{method}.gin"), re.MULTILINE)
-    return bound[0]  # the method's own binding comes before what it includes
-
 
 def task_set_gin(name: str) -> str:
     return f"tasksets/{name.replace('-', '_')}"
 
 
-METHODS = method_configs()
+METHODS = methods()
 LEARNERS = {name: cls for name in hygen.learners.__all__
             if isinstance(cls := getattr(hygen.learners, name), type) and issubclass(cls, LearnerBase)}
 
@@ -70,7 +52,7 @@ def test_a_scale_gives_every_multi_task_method_hygen_s_budget(scale):
         if not LEARNERS[learner_of(method)].multi_task:
             continue  # QMIX has its own online budget
         config.reset()
-        config.parse_config([method, "tasksets/marine_hard", "data/medium", f"scales/{scale}"])
+        config.parse_config([*files_of(method), "tasksets/marine_hard", "data/medium", f"scales/{scale}"])
         budgets[method] = sum(ref.scoped_configurable_fn().steps for ref in gin.query_parameter("Trainer.phases"))
     assert len(set(budgets.values())) == 1, budgets
     gin.clear_config()
@@ -96,9 +78,9 @@ def test_method_trains_and_evaluates_on_task_set(method, task_set, data_root, tm
     sources = list(ts.source) if learner_cls.multi_task else [ts.source[0]]
     evals = [ts.source[0], ts.unseen[0]] if learner_cls.multi_task else [ts.source[0]]
     config.reset()
-    offline = "Trainer.data_root" in _closure(CONFIG_DIR / f"{method}.gin")  # online methods read no data
+    offline = "Trainer.data_root" in closure(f"{run_of(method)}.gin")  # online runs read no data
     data = [f"Trainer.data_root = '{data_root}'"] if offline else []
-    config.parse_config([method, task_set_gin(task_set), "data/medium"], [*data,
+    config.parse_config([*files_of(method), task_set_gin(task_set), "data/medium"], [*data,
         f"Trainer.source_maps = {sources!r}", f"Trainer.eval_maps = {evals!r}",
         "Trainer.batch_size = 2", "Trainer.offline_episodes = 6", "Trainer.num_envs = 1",
         "Trainer.episodes_per_step = 1", "Trainer.eval_episodes = 1", "Trainer.eval_every = 1000",

@@ -74,7 +74,7 @@ class AttentionActionDecoder(ActionDecoder):
         if self.return_conditioned != (rtg is not None):
             raise ValueError("AttentionActionDecoder: " + (
                 "return_conditioned=True needs rtg, the return-to-go [B, T, 1] (BC-r trains phase 1 only, "
-                "see configs/bc_r.gin; HyGen's phase-2 refinement does not pass it)" if rtg is None else
+                "see configs/methods/bc_r.gin; HyGen's phase-2 refinement does not pass it)" if rtg is None else
                 "got rtg, but AttentionActionDecoder.return_conditioned is False"))
         if rtg is not None:  # the team's return-to-go, the same for every agent: [N, 1, H]
             ctx = ctx + self.rtg_emb(pack_rows(rtg, valid) / self.return_scale).unsqueeze(-2)

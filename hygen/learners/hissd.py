@@ -342,7 +342,7 @@ class HiSSDLearner(LearnerBase):
         """One optimizer step on the sum over maps of the per-map losses, plus L_nce across maps."""
         if phase not in PHASES:
             raise ValueError(f"HiSSDLearner.update: unknown objective {phase!r}; expected one of {PHASES} "
-                             "(bind Trainer.phases = [@hissd/Phase()] with hissd/Phase.objective = 'hissd')")
+                             "(configs/runs/offline.gin with OBJECTIVE = 'hissd', as configs/methods/hissd.gin binds it)")
         if not batches:
             raise ValueError("HiSSDLearner.update: got no batches")
         return self.summed_map_step(batches, self._map_loss, extra_loss=self._contrastive_loss)
