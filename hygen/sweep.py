@@ -81,9 +81,20 @@ class Cell:
         return cmd
 
 
+def _method_and_run(files: Sequence[str]) -> int:
+    """How many leading files of a config are its method and run: the first file (a method, or
+    an old one-word name that includes both) and the ``runs/...`` files right after it."""
+    n = 1
+    while n < len(files) and str(files[n]).startswith("runs/"):
+        n += 1
+    return n
+
+
 @dataclass
 class SweepSpec:
-    """configs: label -> gin files (a method and its ablation configs, e.g. ``["hygen", "no_online"]``);
+    """configs: label -> gin files (a method, its run and its ablation configs, e.g.
+    ``["methods/hygen", "runs/hybrid", "ablations/no_online"]``, or ``["hygen", "no_online"]``);
+    a cell's files are the method and run, the task set, the ablations, then ``gin_files``;
     task_sets: names of ``configs/tasksets/*.gin`` (none: the configs name their maps);
     gin_files: after the config and task set (data quality, scale); gin_params: bindings for every
     cell; grid: binding -> values, one cell per combination; seeds: one cell per seed."""
@@ -125,9 +136,10 @@ class SweepSpec:
                                              "give the configs distinct labels")
                         names.add(name)
                         ts = [f"tasksets/{task_set}"] if task_set else []
+                        head = _method_and_run(files)  # the task set binds what the run leaves REQUIRED
                         cells.append(Cell(
                             name=name, label=label, config=config, task_set=task_set, grid=grid, seed=int(seed),
-                            gin_files=(files[0], *ts, *files[1:], *self.gin_files) if ts else
+                            gin_files=(*files[:head], *ts, *files[head:], *self.gin_files) if ts else
                             (*files, *self.gin_files),
                             gin_params=(*self.gin_params, *(f"{k} = {v}" for k, v in grid))))
         return cells

@@ -34,6 +34,26 @@ def test_cells_are_deterministic_and_ordered_seed_major():
     assert c.gin_params == ("Trainer.batch_size = 16",)
 
 
+def test_a_config_given_as_method_and_run_parses_with_the_task_set_after_the_run():
+    """runs/*.gin leave SOURCE_MAPS REQUIRED: the task set must come after them (and the old
+    one-word name, a shim for the same two files, gives the same bindings)."""
+    import gin
+
+    from hygen import config
+
+    s = SweepSpec(configs={"new": ["methods/hygen", "runs/hybrid", "ablations/no_online"], "old": ["hygen", "no_online"]},
+                  task_sets=["marine_hard"], gin_files=["data/medium"])
+    new, old = s.cells()
+    assert new.gin_files == ("methods/hygen", "runs/hybrid", "tasksets/marine_hard", "ablations/no_online", "data/medium")
+    parsed = []
+    for c in (new, old):
+        config.reset()
+        config.parse_config(list(c.gin_files))
+        parsed.append(gin.config_str())
+    assert parsed[0] == parsed[1] and "SOURCE_MAPS = ['3m', '5m_vs_6m', '9m_vs_10m']" in parsed[0]
+    config.reset()
+
+
 def test_bad_specs_are_named():
     with pytest.raises(SweepError, match="--grid 'x = 3'"):
         parse_grid(["x = 3"])
