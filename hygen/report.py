@@ -372,6 +372,53 @@ def improvement_rows(groups: Mapping[tuple[str, str], RunGroup], block: str, ref
     return out
 
 
+def paired_rows(groups: Mapping[tuple[str, str], RunGroup], block: str, reference: str,
+                source: Sequence[str], unseen: Sequence[str], reps: int = 2000) -> list[dict]:
+    """Per-seed paired differences, reference minus other, of the per-run mean win rate (%) over
+    each map group, for the seeds both methods finished: {"other", "seeds", "<group>":
+    {"per_seed": [..], "mean", "low", "high"} or None}. Seed s of every method starts from the
+    same networks and data, so the pairing removes the seed's share of the variance."""
+    from hygen import stats
+
+    ref = groups.get((block, reference))
+    if ref is None:
+        return []
+    ref_by_seed = dict(zip(ref.seeds, ref.final_win_rates()))
+    out = []
+    for (b, label), g in groups.items():
+        if b != block or label == reference:
+            continue
+        other = dict(zip(g.seeds, g.final_win_rates()))
+        seeds = [s for s in ref_by_seed if s in other]
+        row = {"other": label, "seeds": seeds}
+        for name, maps in (("source", source), ("unseen", unseen)):
+            pairs = [(ref_by_seed[s], other[s]) for s in seeds
+                     if maps and all(m in ref_by_seed[s] and m in other[s] for m in maps)]
+            if not pairs:
+                row[name] = None
+                continue
+            diffs = [100 * (sum(a[m] for m in maps) - sum(o[m] for m in maps)) / len(maps) for a, o in pairs]
+            mean, low, high = stats.paired_difference_ci(diffs, reps=reps)
+            row[name] = {"per_seed": diffs, "mean": mean, "low": low, "high": high}
+        out.append(row)
+    return out
+
+
+def paired_rows_to_markdown(rows: list[dict], reference: str) -> str:
+    """One line per other method: the mean paired difference with its 95 % interval, and the
+    per-seed differences, in win-rate points."""
+    def cell(d):
+        if d is None:
+            return "-"
+        per = ", ".join(f"{v:+.1f}" for v in d["per_seed"])
+        return f"{d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] ({per})"
+
+    lines = [f"| {reference} minus | seeds | source maps | unseen maps |", "|---|---|---|---|"]
+    lines += [f"| {r['other']} | {', '.join(map(str, r['seeds']))} | {cell(r['source'])} | {cell(r['unseen'])} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
 def marl_eval_json(groups: Mapping[tuple[str, str], RunGroup], env_name: str = "hygen_smac") -> dict:
     """marl-eval's raw-data layout: env -> task (map) -> algorithm -> run_k -> step_i
     {step_count, win_rate: [..], return_mean: [..]} plus absolute_metrics (the final evaluation).

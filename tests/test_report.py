@@ -126,3 +126,23 @@ def test_report_without_finished_runs_says_so(tmp_path, capsys):
     assert main(["report", str(d), "--no-plots"]) == 2
     err = capsys.readouterr()
     assert "left out (not finished)" in err.out and "--include-unfinished" in err.err
+
+
+def test_report_pairs_seeds_of_the_same_number(tmp_path):
+    import json
+
+    from hygen.cli import main
+
+    # hygen seeds 0, 1, 2; offline-only seeds 0 and 2 only: pairs (0, 0) and (2, 2).
+    # source (3m): 1.0 - 0.5 = +50 points, 0.0 - 0.5 = -50 -> mean 0; unseen (4m): +25 and +75 -> mean +50
+    runs = [_fake_run(tmp_path, "h0", 0, {"3m": 1.0, "4m": 0.5}), _fake_run(tmp_path, "h1", 1, {"3m": 1.0, "4m": 1.0}),
+            _fake_run(tmp_path, "h2", 2, {"3m": 0.0, "4m": 1.0})]
+    files = ("hygen", "no_online", "tasksets/marine_hard", "data/medium")
+    runs += [_fake_run(tmp_path, "o0", 0, {"3m": 0.5, "4m": 0.25}, files=files),
+             _fake_run(tmp_path, "o2", 2, {"3m": 0.5, "4m": 0.25}, files=files)]
+    out = tmp_path / "rep"
+    assert main(["report", *map(str, runs), "--out", str(out), "--reference", "hygen", "--no-plots"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| hygen+no_online | 0, 2 | +0.0 [-50.0, +50.0] (+50.0, -50.0) | +50.0 [+25.0, +75.0] (+25.0, +75.0) |" in md
+    rows = json.loads((out / "summary.json").read_text())["blocks"]["marine_hard, medium"]["paired_differences"]["rows"]
+    assert rows[0]["seeds"] == [0, 2] and rows[0]["unseen"]["per_seed"] == [25.0, 75.0]

@@ -64,3 +64,13 @@ def test_score_matrix_needs_every_task():
     assert stats.score_matrix([{"3m": 1.0, "4m": 0.5}], ["4m", "3m"]).tolist() == [[0.5, 1.0]]
     with pytest.raises(ValueError, match="no score for task '4m'"):
         stats.score_matrix([{"3m": 1.0}], ["3m", "4m"])
+
+
+def test_paired_difference_interval_by_hand():
+    # Two seeds, differences 0 and 10: a bootstrap sample of two seeds has mean 0 (p 1/4), 5 (1/2)
+    # or 10 (1/4), so the 95 % interval is [0, 10] (the interval holds 0: inside the noise).
+    assert stats.paired_difference_ci([0.0, 10.0], reps=4000) == (5.0, 0.0, 10.0)
+    # every seed agrees: no spread to resample
+    assert stats.paired_difference_ci([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
+    with pytest.raises(ValueError, match="at least one seed"):
+        stats.paired_difference_ci([])

@@ -85,13 +85,19 @@ def run(args) -> int:
             md += [f"| {r['other']} | " + " | ".join("-" if r[g] is None else f"{r[g][0]:.2f} [{r[g][1]:.2f}, {r[g][2]:.2f}]"
                                                      for g in ("source", "unseen")) + " |" for r in poi]
             md.append("")
+        paired = rp.paired_rows(groups, block, reference, source, unseen, reps=args.reps)
+        if any(r["source"] or r["unseen"] for r in paired):
+            md += [(f"Per-seed paired differences, **{reference}** minus the other method, of the mean win rate "
+                    "over each map group (points; mean [95 % bootstrap interval over seeds] (per seed)); an "
+                    "interval that holds 0 is inside the noise:"), "", rp.paired_rows_to_markdown(paired, reference), ""]
         tex.append(rp.rows_to_latex(rows, labels, caption=title))
         csv_parts.append(rp.rows_to_csv(rows, labels, block))
         summary["blocks"][block] = {
             "methods": {lab: {"seeds": seeds[lab], "run_dirs": [str(d) for d in groups[(block, lab)].run_dirs],
                               **{g: rp.aggregate(groups[(block, lab)], maps, reps=args.reps)
                                  for g, maps in (("source", source), ("unseen", unseen))}} for lab in labels},
-            "probability_of_improvement": {"reference": reference, "rows": poi}}
+            "probability_of_improvement": {"reference": reference, "rows": poi},
+            "paired_differences": {"reference": reference, "rows": paired}}
         if not args.no_plots:
             md += _figures(groups, block, labels, reference, source, unseen, args, out)
     (out / "report.md").write_text("# Report\n\n" + "\n".join(md))
