@@ -137,6 +137,7 @@ def parse_config(gin_files=(), gin_params=(), unused_macros_ok: bool = False) ->
         except Exception as e:  # noqa: BLE001
             raise GinConfigError(f"--gin_param {b!r}: {_explain(e)}") from None
     _check_macros(unused_macros_ok)
+    _check_phase_scopes()
     return gin.config_str()
 
 
@@ -174,6 +175,24 @@ def _check_macros(unused_ok: bool = False) -> None:
         close = difflib.get_close_matches(unused[0], sorted(used - {"gin.REQUIRED"}), n=1)
         raise GinConfigError(f"macro {unused[0]} is bound but nothing uses it"
                              + (f" (did you mean {close[0]}?)" if close else f"; no binding refers to %{unused[0]}"))
+
+
+def _check_phase_scopes() -> None:
+    """A ``<scope>/Phase.<param>`` binding must name a phase of ``Trainer.phases``: gin ignores a
+    scope nothing calls, so an override of a phase the run does not have (an old scope name, a
+    typo, an ablation of HyGen's policy phase on a one-phase run) would silently change nothing."""
+    text = gin.config_str()
+    bound = sorted(set(re.findall(r"^(\w+)/Phase\.(\w+)\s*=", text, re.MULTILINE)))
+    try:
+        phases = gin.query_parameter("Trainer.phases")
+    except ValueError:  # no phases bound: nothing to check against
+        return
+    used = {str(getattr(ref, "scoped_selector", "")).rpartition("/")[0] for ref in phases or ()}
+    stray = [f"{scope}/Phase.{param}" for scope, param in bound if scope not in used]
+    if stray:
+        have = ", ".join(f"{u}/Phase" for u in sorted(used) if u) or "none"
+        raise GinConfigError(f"binding(s) {', '.join(stray)} name no phase of Trainer.phases (its phases: {have}); "
+                             "a phase scope nothing uses would be ignored")
 
 
 def reset() -> None:

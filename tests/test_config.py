@@ -163,3 +163,18 @@ def test_updet_and_hissd_bind_nothing_of_hygen_s_learner(method, learner):
     hygen_only = {"HyGenLearner", "MixedCQLLoss", "CloneWonEpisodes", "AttentionTrajectoryEncoder", "NUM_SKILLS",
                   "policy/Phase", "skill_discovery/Phase", "LinearDecayRatio"}
     assert not {k for k in keys if k.split(".")[0] in hygen_only}
+
+
+@pytest.mark.parametrize("files,params,stray", [
+    (["hissd"], ["hissd/Phase.steps = 5"], "hissd/Phase.steps"),  # HiSSD's phase scope before the split
+    (["bc_t"], ["skill_discovery/Phase.steps = 5"], "skill_discovery/Phase.steps"),
+    (["updet_m", "ablations/fixed_ratio_20"], [], "policy/Phase.sampler"),  # HyGen's phase-2 ablation
+])
+def test_a_phase_binding_that_names_no_phase_of_the_run_is_an_error(files, params, stray):
+    """gin ignores a scope nothing calls: an old scope name would silently change nothing."""
+    with pytest.raises(GinConfigError, match=rf"{stray} name no phase of Trainer.phases \(its phases: offline/Phase\)"):
+        parse_config([*files, "tasksets/marine_hard", "data/medium"], params)
+    from hygen.config import reset
+
+    reset()
+    parse_config(["hissd", "tasksets/marine_hard", "data/medium"], ["offline/Phase.steps = 5"])  # the run's phase
