@@ -32,12 +32,20 @@ from hygen import report as rp
 from hygen.config import CONFIG_DIR
 from hygen.sweep import BACKENDS, SweepSpec, run_sweep, write_spec
 
-# Method label -> gin files (each an existing binding of hygen.gin, not a fork).
+# Method label -> gin files (each an existing binding of hygen.gin, not a fork): the paper's
+# Table 2 (HyGen, its offline-only binding and the ablations). The default comparison is the
+# first three; --methods table2 runs all of them.
 METHODS = {
     "HyGen": ["hygen"],
     "offline-only (R=1)": ["hygen", "no_online"],
     "fixed ratio 50%": ["hygen", "ablations/fixed_ratio_50"],
+    "fixed ratio 20%": ["hygen", "ablations/fixed_ratio_20"],
+    "fixed ratio 80%": ["hygen", "ablations/fixed_ratio_80"],
+    "w/o refinement": ["hygen", "ablations/no_refinement"],
+    "w/o CQL": ["hygen", "ablations/no_cql"],
+    "fixed CQL": ["hygen", "ablations/fixed_cql"],
 }
+METHOD_SETS = {"comparison": list(METHODS)[:3], "table2": list(METHODS)}
 
 # Where the offline datasets come from. The paper's are QMIX episodes (collect trains QMIX per
 # source map with the pymarl2 tricks, ~1-2 h per map on 2 cores; resumable); the scripted
@@ -89,12 +97,44 @@ def untrained_group(groups: dict, block: str, label: str) -> rp.RunGroup | None:
     return rp.RunGroup(UNTRAINED, block, runs, list(g.run_dirs))
 
 
+def test_episodes(groups: dict, block: str, labels: list[str]) -> int:
+    """Trainer.eval_episodes as the runs' operative configs record it (one value, or an error)."""
+    found = set()
+    for lab in labels:
+        for d in groups[(block, lab)].run_dirs:
+            text = (Path(d) / "operative_config.gin").read_text() if (Path(d) / "operative_config.gin").is_file() else ""
+            m = re.search(r"^Trainer\.eval_episodes = (\d+)", text, re.M)
+            if m:
+                found.add(int(m.group(1)))
+    if len(found) != 1:
+        raise SystemExit(f"the runs do not agree on Trainer.eval_episodes (found {sorted(found) or 'none'})")
+    return found.pop()
+
+
+def write_results_json(path: Path, scale: str, seeds: list[int], groups: dict, block: str, labels: list[str],
+                       summary: dict, source: list[str]) -> None:
+    """docs/results.json (issue 15): win rates in %, the IQM over runs x maps with its 95 % interval."""
+    methods = {}
+    for lab in labels:
+        entry = {}
+        for g in ("source", "unseen"):
+            a = summary[lab][g]
+            entry[g] = None if a is None else {"iqm": a["iqm"], "ci": [a["iqm_low"], a["iqm_high"]]}
+        entry["value_return_corr"] = rp.final_diagnostics(groups[(block, lab)], source).get("offline_value_corr")
+        methods[lab] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"scale": scale, "seeds": seeds, "test_episodes": test_episodes(groups, block, labels),
+                                "methods": methods}, indent=2) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=scales() + ["cpu-long"], default="cpu",
                     help="configs/scales/<scale>.gin (default cpu)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=["comparison"], choices=list(METHODS) + list(METHOD_SETS),
+                    help="method labels, or a set: comparison (HyGen, offline-only, fixed 50 %%; default), "
+                         "table2 (those and the other ablations of the paper's Table 2)")
     ap.add_argument("--task-set", default="marine_hard")
     ap.add_argument("--quality", default="medium")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "reproduce")
@@ -109,9 +149,14 @@ def main() -> int:
                     help="extra gin binding for every run (e.g. a shorter budget for a smoke test)")
     ap.add_argument("--table", type=Path, default=ROOT / "docs" / "results.md")
     ap.add_argument("--json", type=Path, default=None, help="default: <out>/reproduce.json")
+    ap.add_argument("--results-json", type=Path, default=None,
+                    help="also write the machine-readable result (issue 15's schema: scale, seeds, test "
+                         "episodes, per method the source / unseen IQM with its 95 %% interval and the "
+                         "value-return correlation), e.g. docs/results.json")
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing; tabulate the finished runs (e.g. of a sweep still in progress)")
     args = ap.parse_args()
+    args.methods = list(dict.fromkeys(m for name in args.methods for m in METHOD_SETS.get(name, [name])))
 
     scale = args.scale.replace("-", "_")
     about_scale, scale_data = read_scale(scale)
@@ -187,6 +232,18 @@ def main() -> int:
                "| other | source maps | unseen maps |", "|---|---:|---:|",
                *(f"| {r['other']} | " + " | ".join("-" if r[g] is None else f"{r[g][0]:.2f} [{r[g][1]:.2f}, {r[g][2]:.2f}]"
                                                    for g in ("source", "unseen")) + " |" for r in poi), ""]
+    paired = rp.paired_rows(groups, block, "HyGen", source, unseen) if "HyGen" in labels else []
+    paired = [r for r in paired if r["other"] != UNTRAINED]
+    if paired:
+        md += [("Per-seed paired differences, HyGen minus the other method, of the mean win rate over each map "
+                "group (points; mean [95 % bootstrap interval over seeds] (per seed)); an interval that holds 0 "
+                "is inside the noise:"), "", rp.paired_rows_to_markdown(paired, "HyGen"), ""]
+    diag = rp.diagnostics_to_markdown(groups, block, args.methods, source)
+    if diag:
+        md += ["Diagnostics at the last evaluation, mean over the source maps and seeds (`hygen.diagnostics`): "
+               "the value-return correlation and Q_tot against the return on held-out offline episodes, the "
+               "online (exploring) against the greedy win rate, the skills greedy play picks and how many forced "
+               "skills play differently:", "", diag, ""]
     md += [(f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
             "(every method starts from the same networks for a given seed)."), ""]
     figures = []
@@ -214,6 +271,9 @@ def main() -> int:
          "source_maps": source, "unseen_maps": unseen, "summary": summary, "probability_of_improvement": poi,
          "final_win_rates": {lab: groups[(block, lab)].final_win_rates() for lab in labels},
          "wall_time_s": wall}, indent=2))
+    if args.results_json:
+        write_results_json(args.results_json, scale, done_seeds, groups, block, args.methods, summary, source)
+        print(f"wrote {args.results_json}")
     print(f"wrote {args.table}")
     return 0
 

@@ -419,6 +419,52 @@ def paired_rows_to_markdown(rows: list[dict], reference: str) -> str:
     return "\n".join(lines)
 
 
+DIAGNOSTIC_COLUMNS = (  # results.json evals[-1]["diagnostics"][map] key -> column heading (hygen.diagnostics)
+    ("offline_value_corr", "corr(Q_tot, G) offline"),
+    ("online_value_corr", "corr online"),
+    ("q_over_return", "Q_tot / G offline"),
+    ("online_win_rate", "online win %"),
+    ("greedy_win_rate", "greedy win %"),
+    ("skills_used", "skills used"),
+    ("distinct_forced_play", "distinct forced skills"),
+)
+
+
+def final_diagnostics(group: RunGroup, maps: Sequence[str]) -> dict[str, float]:
+    """The last evaluation's diagnostics of each run, averaged over ``maps`` and seeds (NaN
+    entries skipped; win rates in %). {} when the runs recorded none."""
+    import math
+
+    values: dict[str, list[float]] = {k: [] for k, _ in DIAGNOSTIC_COLUMNS}
+    for r in group.runs:
+        diag = (r.get("evals") or [{}])[-1].get("diagnostics") or {}
+        for m in maps:
+            d = dict(diag.get(m) or {})
+            if not d:
+                continue
+            q, g = d.get("offline_q_tot_mean"), d.get("offline_return_mean")
+            d["q_over_return"] = q / g if q is not None and g else None
+            for k, _ in DIAGNOSTIC_COLUMNS:
+                v = d.get(k)
+                if isinstance(v, (int, float)) and not math.isnan(v):
+                    values[k].append(100 * v if k.endswith("win_rate") else float(v))
+    return {k: sum(v) / len(v) for k, v in values.items() if v}
+
+
+def diagnostics_to_markdown(groups: Mapping[tuple[str, str], RunGroup], block: str, labels: Sequence[str],
+                            maps: Sequence[str]) -> str:
+    """Per method, the final diagnostics averaged over the source maps and seeds; "" if none."""
+    rows = {lab: final_diagnostics(groups[(block, lab)], maps) for lab in labels if (block, lab) in groups}
+    if not any(rows.values()):
+        return ""
+    lines = ["| method | " + " | ".join(h for _, h in DIAGNOSTIC_COLUMNS) + " |",
+             "|---|" + "---:|" * len(DIAGNOSTIC_COLUMNS)]
+    for lab, d in rows.items():
+        lines.append(f"| {lab} | " + " | ".join("-" if k not in d else f"{d[k]:.2f}" if "corr" in k or "over" in k
+                                                else f"{d[k]:.1f}" for k, _ in DIAGNOSTIC_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
 def marl_eval_json(groups: Mapping[tuple[str, str], RunGroup], env_name: str = "hygen_smac") -> dict:
     """marl-eval's raw-data layout: env -> task (map) -> algorithm -> run_k -> step_i
     {step_count, win_rate: [..], return_mean: [..]} plus absolute_metrics (the final evaluation).

@@ -1,5 +1,9 @@
 """Table-1-style win-rate tables: numbers checked by hand."""
 
+from pathlib import Path
+
+import pytest
+
 from hygen.report import to_csv, to_markdown, to_text, win_rate_rows
 
 
@@ -146,3 +150,36 @@ def test_report_pairs_seeds_of_the_same_number(tmp_path):
     assert "| hygen+no_online | 0, 2 | +0.0 [-50.0, +50.0] (+50.0, -50.0) | +50.0 [+25.0, +75.0] (+25.0, +75.0) |" in md
     rows = json.loads((out / "summary.json").read_text())["blocks"]["marine_hard, medium"]["paired_differences"]["rows"]
     assert rows[0]["seeds"] == [0, 2] and rows[0]["unseen"]["per_seed"] == [25.0, 75.0]
+
+
+def test_reproduce_writes_the_results_json_schema(tmp_path):
+    """benchmarks/reproduce.py --results-json: issue 15's schema, numbers from the runs."""
+    import importlib.util
+    import json
+
+    from hygen import report as rp
+
+    spec = importlib.util.spec_from_file_location("reproduce", Path(__file__).parents[1] / "benchmarks" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    diag = {"3m": {"offline_value_corr": 0.5, "online_win_rate": 0.25}}
+    evals = [{"step": 10, "win_rate": {"3m": 1.0, "4m": 0.5}, "return_mean": {"3m": 1.0, "4m": 1.0},
+              "diagnostics": diag}]
+    runs = [_fake_run(tmp_path, "h0", 0, {"3m": 1.0, "4m": 0.5}, evals=evals),
+            _fake_run(tmp_path, "h1", 1, {"3m": 1.0, "4m": 0.5},
+                      evals=[{**evals[0], "diagnostics": {"3m": {"offline_value_corr": 0.7}}}])]
+    for d in runs:
+        (d / "operative_config.gin").write_text("Trainer.eval_episodes = 32\n")
+    groups = rp.collect_runs(runs)
+    block, label = next(iter(groups))
+    summary = {label: {g: rp.aggregate(groups[(block, label)], maps) for g, maps in (("source", ["3m"]), ("unseen", ["4m"]))}}
+    out = tmp_path / "results.json"
+    reproduce.write_results_json(out, "cpu", [0, 1], groups, block, [label], summary, ["3m"])
+    got = json.loads(out.read_text())
+    assert got["scale"] == "cpu" and got["seeds"] == [0, 1] and got["test_episodes"] == 32
+    m = got["methods"][label]
+    assert m["source"] == {"iqm": 100.0, "ci": [100.0, 100.0]} and m["unseen"]["iqm"] == 50.0
+    assert m["value_return_corr"] == pytest.approx(0.6)  # mean over seeds of the last evaluation's
+    (runs[1] / "operative_config.gin").write_text("Trainer.eval_episodes = 16\n")
+    with pytest.raises(SystemExit, match="do not agree on Trainer.eval_episodes"):
+        reproduce.write_results_json(out, "cpu", [0, 1], groups, block, [label], summary, ["3m"])

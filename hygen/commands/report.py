@@ -90,6 +90,10 @@ def run(args) -> int:
             md += [(f"Per-seed paired differences, **{reference}** minus the other method, of the mean win rate "
                     "over each map group (points; mean [95 % bootstrap interval over seeds] (per seed)); an "
                     "interval that holds 0 is inside the noise:"), "", rp.paired_rows_to_markdown(paired, reference), ""]
+        diag = rp.diagnostics_to_markdown(groups, block, labels, source)
+        if diag:
+            md += ["Diagnostics at the last evaluation, mean over the source maps and seeds (hygen.diagnostics):",
+                   "", diag, ""]
         tex.append(rp.rows_to_latex(rows, labels, caption=title))
         csv_parts.append(rp.rows_to_csv(rows, labels, block))
         summary["blocks"][block] = {
