@@ -40,7 +40,7 @@ SMALL = {"emb_dim": 32, "hidden_dim": 32}
 
 def parse(method: str) -> None:
     config.reset()
-    config.parse_config(["hygen", method, "tasksets/marine_hard", "data/medium"])
+    config.parse_config([method, "tasksets/marine_hard", "data/medium"])
 
 
 def value_learner(mixer="attention", **kw) -> ActionValueLearner:
@@ -166,6 +166,21 @@ def test_checkpoint_of_updet_m_does_not_load_into_updet_l():
     parse("updet_l")
     with pytest.raises(CheckpointError, match=r"mixer_type='AttentionMixer', this learner 'VDNMixer'.*UPDeT-l"):
         ActionValueLearner(maps=["3m"]).load_state_dict(m.state_dict())
+
+
+def test_an_updet_checkpoint_with_the_old_network_names_loads():
+    """Written before ActionValueLearner.q_net took its gin parameter's name, q_network."""
+    parse("updet_m")
+    m = ActionValueLearner(maps=["3m"])
+    old = {"q_network": "q_net", "target_q_network": "target_q_net"}
+    sd = {old.get(k, k): v for k, v in m.state_dict().items()}
+    m2 = ActionValueLearner(maps=["3m"])
+    m2.load_state_dict(sd)
+    b = random_episodes("3m", 2, seed=0)
+    torch.testing.assert_close(action_values(m.q_network, b.obs, b.actions_onehot, "3m")[0],
+                               action_values(m2.q_network, b.obs, b.actions_onehot, "3m")[0])
+    torch.testing.assert_close(action_values(m.target_q_network, b.obs, b.actions_onehot, "3m")[0],
+                               action_values(m2.target_q_network, b.obs, b.actions_onehot, "3m")[0])
 
 
 # ----- UPDeT: learning -------------------------------------------------------------------

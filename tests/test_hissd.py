@@ -220,6 +220,20 @@ def test_state_dict_round_trip_and_mismatch():
         small_learner(skill_dim=4).load_state_dict(L.state_dict())
 
 
+def test_a_checkpoint_with_the_old_network_names_loads():
+    """Written before the attributes took their gin parameters' names (q_net, v_net)."""
+    L = small_learner()
+    L.update(batches(), 0, "hissd")
+    old = {"q_network": "q_net", "v_network": "v_net", "target_q_network": "target_q_net"}
+    sd = {old.get(k, k): v for k, v in L.state_dict().items()}
+    L2 = small_learner()
+    L2.load_state_dict(sd)
+    b = batches()["3m"]
+    for name in ("q_network", "v_network", "target_q_network"):
+        torch.testing.assert_close(getattr(L, name)(b.obs, b.actions_onehot, "3m")[0],
+                                   getattr(L2, name)(b.obs, b.actions_onehot, "3m")[0])
+
+
 def test_bad_settings_give_clear_errors():
     with pytest.raises(HiSSDConfigError, match="expectile"):
         HiSSDLearner(maps=["3m"], expectile=1.5)
