@@ -1,6 +1,6 @@
 """Simulator throughput: env-steps/s and agent-steps/s with random valid actions.
 
-    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--out tp.json]
+    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--collisions on|off] [--out tp.json]
 
 One CPU thread (torch.set_num_threads(1)); CUDA too when available. Random actions are
 drawn from avail_actions every step (that sampling is included in the timing, as a runner
@@ -26,8 +26,10 @@ from hygen.envs.scripted import random_actions
 
 
 def measure(map_name: str, num_envs: int, device: str, seconds: float, validate: bool, repeats: int = 3,
-            substeps: int = 2) -> dict:
-    env = he.make(map_name, num_envs=num_envs, seed=0, device=device, validate_actions=validate, substeps=substeps)
+            substeps: int = 2, collisions: bool | None = None) -> dict:
+    kw = {} if collisions is None else {"collisions": collisions}  # None: the SimEnv default
+    env = he.make(map_name, num_envs=num_envs, seed=0, device=device, validate_actions=validate, substeps=substeps,
+                  **kw)
     env.reset()
     g = torch.Generator(device=device).manual_seed(0)
     for _ in range(3):
@@ -59,6 +61,8 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="timing windows per cell; the best is reported")
     p.add_argument("--substeps", type=int, default=2, help="game-loop chunks per step (SimEnv substeps)")
     p.add_argument("--no-validate", action="store_true", help="skip the env's available-action check")
+    p.add_argument("--collisions", choices=["on", "off"], default=None,
+                   help="SimEnv collisions (units steer around each other; docs/simulator.md); default: the env's")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -71,13 +75,15 @@ def main() -> int:
     for dev in devices:
         for m in args.maps:
             for e in args.envs:
-                r = measure(m, e, dev, args.seconds, not args.no_validate, args.repeats, args.substeps)
+                col = None if args.collisions is None else args.collisions == "on"
+                r = measure(m, e, dev, args.seconds, not args.no_validate, args.repeats, args.substeps, col)
                 rows.append(r)
                 print(f"{m:12s} {e:5d} {dev:6s} {r['env_steps_per_s']:12.0f} {r['agent_steps_per_s']:14.0f} "
                       f"{r['ms_per_step']:8.2f} {r['env_steps_per_cpu_s']:16.0f}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"threads": 1, "validate_actions": not args.no_validate, "substeps": args.substeps,
+                                        "collisions": args.collisions or "default",
                                         "repeats": args.repeats, "load_average_1min": load, "rows": rows},
                                        indent=2))
     return 0

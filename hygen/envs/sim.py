@@ -248,12 +248,14 @@ class SimEnv:
         goal = torch.where(self.is_enemy, torch.tensor(g.ally_spawn, device=dev)[:, None],
                            torch.tensor(g.enemy_spawn, device=dev)[:, None])  # attack-move goals
         zeros = torch.zeros(self.n_units, device=dev)
-        # creation order: SC2 creates each side's units one by one at the spawn spiral (centre
-        # first), allies before enemies; in a head-on encounter the unit created first yields
-        # (collisions only, docs/simulator.md mechanic 6). Travels with the unit through the
-        # per-episode enemy id shuffle.
+        # creation order within a side: SC2 creates a side's units one by one at the spawn spiral
+        # (centre first); in a head-on encounter of two units of a side the one created first
+        # waits (collisions only, docs/simulator.md mechanic 6). Travels with the unit through
+        # the per-episode enemy id shuffle; mirrored spawns mirror it.
         created = torch.arange(self.n_units, dtype=torch.float32, device=dev)
         created[:n] = created[:n][self._ally_spiral_rank]
+        if self.mirror_spawn:
+            created[n:] = created[:n] + n
         self.fresh_f = torch.stack([self.hp_max, self.sh_max, zeros, zeros, zeros, *spawn, *goal, zeros, zeros,
                                     created, zeros, zeros])
         # enemies attack-move towards the allies' start (SMAC's map triggers); no targets yet
@@ -594,7 +596,8 @@ class SimEnv:
         # remembers whom it waits for (until the end of the step) and, each chunk, stands for the
         # part of it that j, walking at its planned pace, needs to cover its lead along i's heading.
         u_b = u.gather(2, jb[:, None].expand(-1, 2, -1))
-        starts = mutual & blocked & ((u * u_b).sum(1) < self._zero) & (self._created < self._created.gather(1, jb))
+        starts = (mutual & blocked & ((u * u_b).sum(1) < self._zero) & (self.is_enemy == self.is_enemy[jb])
+                  & (self._created < self._created.gather(1, jb)))
         fresh = starts & (self._wait_for == ids)  # a wait begins: remember i's heading now
         axis = torch.where(fresh[:, None], u, self._wait_axis, out=self._wait_axis)
         wf = torch.where(starts, jb, self._wait_for, out=self._wait_for)  # own id: waits for none
