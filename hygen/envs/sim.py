@@ -95,8 +95,9 @@ class SimEnv:
             places both sides with the same offsets and gives the enemies one loop's head
             start, which is what the default reproduces); for symmetry checks.
         collisions: units steer around each other instead of walking through (SC2's hard
-            bodies): closer to SC2 over whole trajectories but about 30 % slower, so off by
-            default to keep the speed target (docs/simulator.md, mechanic 5).
+            bodies) and the unit created first waits when two of a side meet head-on: closer
+            to SC2 over whole trajectories but about 40 % slower, so off by default to keep
+            the speed target (docs/simulator.md, mechanics 5 and 6).
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
