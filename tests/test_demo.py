@@ -43,3 +43,22 @@ def test_demo_config_gives_a_learning_curve_of_at_least_four_points():
     every = gin.query_parameter("Trainer.eval_every")
     points = {0, total} | set(range(every, total, every))  # step 0, every eval_every, the end
     assert len(points) >= 4, sorted(points)
+
+
+def test_demo_collects_only_the_quality_it_trains_on(tmp_path):
+    """collect_map(qualities=...): the demo's dataset part writes one quality; a later call adds another
+    and the manifest entry keeps both; an unknown name is one clear error."""
+    import pytest
+
+    from hygen.collect import CollectError, collect_map, part_path
+
+    kw = {"policy": "heuristic", "episodes": 8, "num_envs": 8, "calibration_episodes": 8, "log": lambda s: None}
+    entry = collect_map("3m", tmp_path, qualities=("medium",), **kw)
+    assert set(entry["qualities"]) == {"medium"}
+    assert part_path(tmp_path, "3m", "medium").is_file()
+    assert not part_path(tmp_path, "3m", "expert").exists() and not part_path(tmp_path, "3m", "medium-replay").exists()
+    entry = collect_map("3m", tmp_path, qualities=("medium-expert",), **kw)  # brings expert, reuses medium
+    assert set(entry["qualities"]) == {"expert", "medium", "medium-expert"}
+    assert entry["qualities"]["medium-expert"]["episodes"] == 16
+    with pytest.raises(CollectError, match=r"expected some of .*got \['medium_expert'\]"):
+        collect_map("3m", tmp_path, qualities=("medium_expert",), **kw)
