@@ -7,8 +7,8 @@ the one that was descheduled and a 2-thread update becomes ~3x slower than a 1-t
 :class:`AdaptiveThreads` ('auto'), looks every few seconds at how much CPU *other* processes use
 and gives torch the cores they leave.
 
-Measuring the others is cheap on Linux: /proc/stat's busy jiffies over all cores, minus this
-process's own CPU time (which includes its threads' spin-waiting), over the wall time between two
+Measuring the others is cheap on Linux: /proc/stat's busy jiffies over this process's cores
+(its affinity mask), minus its own CPU time (which includes its threads' spin-waiting), over the wall time between two
 readings. Where /proc/stat is missing (macOS, Windows) 'auto' stays at one thread, the count that
 never loses much.
 
@@ -27,12 +27,17 @@ import gin
 import torch
 
 
+def _affinity() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
 def cpu_count() -> int:
     """Cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    cores = _affinity()
+    return max(1, len(cores) if cores else (os.cpu_count() or 1))
 
 
 def _omp_cap() -> int | None:
@@ -97,6 +102,7 @@ class AdaptiveThreads:
         if not 0 <= up_margin < down_margin:
             raise ValueError(f"AdaptiveThreads: need 0 <= up_margin < down_margin (the hysteresis band), "
                              f"got up_margin={up_margin!r}, down_margin={down_margin!r}")
+        self.cpus = _affinity()
         self.cores = cpu_count()
         self.max_threads = min(max_threads or _omp_cap() or self.cores, self.cores)
         self.interval_s, self.down_margin, self.up_margin, self.up_after = interval_s, down_margin, up_margin, up_after
@@ -108,18 +114,27 @@ class AdaptiveThreads:
         self._last = None
 
     def _read(self):
-        """(wall, busy CPU-seconds of all cores, own CPU-seconds), or None without /proc/stat."""
+        """(wall, busy CPU-seconds of this process's cores, own CPU-seconds), or None without /proc/stat.
+
+        The cores are those of the affinity mask when /proc/stat lists them all (taskset, a
+        container's cpuset: load on other cores competes with nobody), else the whole machine.
+        """
         try:
             with open(self.stat_path) as f:
-                fields = f.readline().split()
+                lines = [line.split() for line in f if line.startswith("cpu")]
         except OSError:
             return None
-        if not fields or fields[0] != "cpu" or len(fields) < 5:
+        rows = {r[0]: r for r in lines if len(r) >= 5}
+        mine = [f"cpu{i}" for i in sorted(self.cpus or ())]
+        use = [rows[k] for k in mine] if mine and all(k in rows for k in mine) else [rows.get("cpu")]
+        if None in use:
             return None
-        ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+        busy = 0
+        for fields in use:
+            ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            busy += sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
         hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        return self.clock(), (sum(ticks) - idle) / hz, self.own_cpu()
+        return self.clock(), busy / hz, self.own_cpu()
 
     def start(self) -> int:
         """Begin at one thread (safe under load, ~1.4x slower alone) and take the first reading."""

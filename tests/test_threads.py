@@ -21,8 +21,12 @@ class FakeMachine:
         self.write()
 
     def write(self):
-        # user nice system idle iowait irq softirq steal, in jiffies
-        self.path.write_text(f"cpu  {round(self.busy * HZ)} 0 0 {round(self.idle * HZ)} 0 0 0 0\ncpu0 0 0 0 0\n")
+        # user nice system idle iowait irq softirq steal, in jiffies: the machine, then each core (the
+        # fake's work sits on cores 0-1; core 2, outside the policy's mask, is always fully busy)
+        b, i = round(self.busy * HZ / 2), round(self.idle * HZ / 2)
+        other = round(self.t * HZ)
+        self.path.write_text(f"cpu  {2 * b + other} 0 0 {2 * i} 0 0 0 0\n"
+                             f"cpu0 {b} 0 0 {i} 0 0 0 0\ncpu1 {b} 0 0 {i} 0 0 0 0\ncpu2 {other} 0 0 0 0 0 0 0\n")
 
     def run(self, seconds: float, own_cores: float, other_cores: float, cores: int = 2):
         """``seconds`` pass with this process on ``own_cores`` and other processes on ``other_cores``."""
@@ -49,7 +53,7 @@ def restore_threads():
 
 def adaptive(machine, **kw) -> AdaptiveThreads:
     p = AdaptiveThreads(stat_path=str(machine.path), clock=lambda: machine.t, own_cpu=lambda: machine.own, **kw)
-    p.cores = p.max_threads = 2  # the fake machine's, whatever this one has
+    p.cpus, p.cores, p.max_threads = {0, 1}, 2, 2  # the fake machine's, whatever this one has
     p.start()
     return p
 
@@ -210,3 +214,18 @@ def test_omp_num_threads_caps_auto(monkeypatch, machine):
     assert AdaptiveThreads().max_threads == threads.cpu_count()
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert AdaptiveThreads().max_threads == threads.cpu_count()
+
+
+def test_only_the_cores_of_the_affinity_mask_count(machine):
+    """Core 2 of the fake machine is always busy, but this process may not run there: no competition."""
+    p = adaptive(machine)
+    for _ in range(2):
+        machine.run(3.0, own_cores=1.0, other_cores=0.0)
+        p.tick()
+    assert p.threads == 2 and p.others == pytest.approx(0.0, abs=0.02)
+    q = adaptive(machine)
+    q.cpus = None  # no mask known: the whole machine's line, where core 2 looks like a competitor
+    for _ in range(3):
+        machine.run(3.0, own_cores=1.0, other_cores=0.0)
+        q.tick()
+    assert q.threads == 1 and q.others == pytest.approx(1.0, abs=0.02)
