@@ -32,18 +32,19 @@ from hygen import report as rp
 from hygen.config import CONFIG_DIR
 from hygen.sweep import BACKENDS, SweepSpec, run_sweep, write_spec
 
-# Method label -> gin files (each an existing binding of hygen.gin, not a fork): the paper's
+HYGEN = ["methods/hygen", "runs/hybrid"]  # the method and its run (docs/methods.md, "Configs")
+# Method label -> gin files (each an ablation of HyGen's bindings, not a fork): the paper's
 # Table 2 (HyGen, its offline-only binding and the ablations). The default comparison is the
 # first three; --methods table2 runs all of them.
 METHODS = {
-    "HyGen": ["hygen"],
-    "offline-only (R=1)": ["hygen", "no_online"],
-    "fixed ratio 50%": ["hygen", "ablations/fixed_ratio_50"],
-    "fixed ratio 20%": ["hygen", "ablations/fixed_ratio_20"],
-    "fixed ratio 80%": ["hygen", "ablations/fixed_ratio_80"],
-    "w/o refinement": ["hygen", "ablations/no_refinement"],
-    "w/o CQL": ["hygen", "ablations/no_cql"],
-    "fixed CQL": ["hygen", "ablations/fixed_cql"],
+    "HyGen": HYGEN,
+    "offline-only (R=1)": HYGEN + ["ablations/no_online"],
+    "fixed ratio 50%": HYGEN + ["ablations/fixed_ratio_50"],
+    "fixed ratio 20%": HYGEN + ["ablations/fixed_ratio_20"],
+    "fixed ratio 80%": HYGEN + ["ablations/fixed_ratio_80"],
+    "w/o refinement": HYGEN + ["ablations/no_refinement"],
+    "w/o CQL": HYGEN + ["ablations/no_cql"],
+    "fixed CQL": HYGEN + ["ablations/fixed_cql"],
 }
 METHOD_SETS = {"comparison": list(METHODS)[:3], "table2": list(METHODS)}
 
