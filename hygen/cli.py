@@ -48,13 +48,13 @@ def add_common_arguments(p: argparse.ArgumentParser, run_dir_required: bool = Fa
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
     """--threads: torch CPU threads, set before torch does any work (see hygen.utils.set_threads)."""
-    from hygen.utils import DEFAULT_THREADS
+    from hygen.utils import COMMAND_DEFAULT_THREADS
 
     p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
                    help=f"torch CPU threads: a fixed count, or 'auto' (the cores other processes leave "
-                        f"free, re-measured every few seconds; a run whose count changed is not bit-for-bit "
-                        f"repeatable). Default {DEFAULT_THREADS}, or a bound Trainer.num_threads; "
-                        "see docs/speed.md")
+                        f"free, re-measured every 3 s: 2 threads on an idle 2-core machine, 1 beside another "
+                        f"job; a run whose count changed is not repeatable bit for bit, --threads 1 is). "
+                        f"Default {COMMAND_DEFAULT_THREADS}, or a bound Trainer.num_threads; see docs/speed.md")
 
 
 def _threads(text: str) -> int | str:
@@ -103,10 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    restore_threads = None
     if hasattr(args, "threads"):  # before torch does any work: it sizes its thread pools once
-        from hygen.utils import set_threads
+        from hygen.utils import COMMAND_DEFAULT_THREADS, save_threads, set_threads
 
-        set_threads(args.threads)  # (None: hygen's default; a bound Trainer.num_threads may still change it)
+        # The command's policy holds for this call only: a process that calls main() again (the
+        # tests) or builds a Trainer afterwards gets back what it had (an 'auto' left installed
+        # would keep changing the count, and bits, of later runs). A bound Trainer.num_threads may
+        # still change it during the command.
+        restore_threads = save_threads()
+        set_threads(COMMAND_DEFAULT_THREADS if args.threads is None else args.threads)
+    try:
+        return _run_command(args)
+    finally:
+        if restore_threads is not None:
+            restore_threads()
+
+
+def _run_command(args) -> int:
     from hygen.config import GinConfigError
     from hygen.envs.sc2 import SC2NotAvailableError
     from hygen.rundir import CheckpointError

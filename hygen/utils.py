@@ -20,7 +20,12 @@ def check_sizes(owner: str, **sizes: object) -> None:
         raise ValueError(f"{owner}: {'; '.join(bad)}")
 
 
+# Torch threads where nothing chose them. Commands (hygen train, demo, evaluate, collect, data) run
+# 'auto' (hygen.threads.AdaptiveThreads: fast alone, one thread beside other jobs); library use (a
+# Trainer built in Python, the tests) one fixed thread, so the same seed gives the same numbers bit
+# for bit (a count that changes with the load changes the last bits of torch's reductions).
 DEFAULT_THREADS: int | str = 1
+COMMAND_DEFAULT_THREADS: int | str = "auto"
 
 
 def set_threads(n=None) -> int:
@@ -43,6 +48,18 @@ def set_threads(n=None) -> int:
     except RuntimeError:  # already set, or inter-op work already ran: only the intra-op count changes
         pass
     return policy.threads
+
+
+def save_threads():
+    """A function that puts this process's thread policy and torch's intra-op count back as they are now."""
+    policy, n, was_set = _threads.current(), torch.get_num_threads(), _THREADS_SET
+
+    def restore() -> None:
+        global _THREADS_SET
+        _threads._POLICY, _THREADS_SET = policy, was_set
+        torch.set_num_threads(n)
+
+    return restore
 
 
 def threads_were_set() -> bool:

@@ -154,6 +154,23 @@ def test_a_fixed_count_never_moves():
     assert threads.tick() == 1 and p.tick() == 1 and not p.adaptive
 
 
+def test_commands_default_to_auto_and_threads_n_fixes_it(monkeypatch):
+    """A command with no --threads runs 'auto', --threads 1 a fixed count; afterwards the process has
+    its own settings back (a later Trainer in it keeps repeatable bits)."""
+    import hygen.commands.evaluate as ev
+    from hygen.cli import main
+
+    seen = []
+    monkeypatch.setattr(ev, "run", lambda args: seen.append((threads.current(), torch.get_num_threads())) or 0)
+    before = (threads.current(), torch.get_num_threads())
+    assert main(["evaluate", "some_run"]) == 0
+    assert (threads.current(), torch.get_num_threads()) == before
+    assert main(["evaluate", "some_run", "--threads", "1"]) == 0
+    assert (threads.current(), torch.get_num_threads()) == before
+    assert isinstance(seen[0][0], AdaptiveThreads) and seen[0][1] == 1  # auto starts at one thread
+    assert isinstance(seen[1][0], FixedThreads) and seen[1][0].threads == 1
+
+
 def test_cli_threads_override_the_default(monkeypatch):
     """--threads N installs a fixed policy whatever the default is; --threads auto the adaptive one."""
     import hygen.utils
