@@ -25,7 +25,8 @@ on a built-in batched SMAC-compatible simulator (or real StarCraft II).
 
 Typical session (hygen list shows the maps, task sets and configs):
   hygen collect --task-set marine-hard --policy heuristic --data-root data/smac
-  hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium --run_dir runs/hygen
+  hygen train --gin_file methods/hygen --gin_file runs/hybrid --gin_file tasksets/marine_hard \\
+              --gin_file data/medium --run_dir runs/hygen
   hygen evaluate runs/hygen --markdown table.md
 """
 

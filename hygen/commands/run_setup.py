@@ -70,7 +70,8 @@ def setup_run(args: argparse.Namespace) -> RunContext:
     if not gin_files:
         if not resumed:
             raise GinConfigError("no --gin_file given and the run directory has no config.gin to resume; "
-                                 "e.g. --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium")
+                                 "e.g. --gin_file methods/hygen --gin_file runs/hybrid --gin_file tasksets/marine_hard "
+                                 "--gin_file data/medium")
         gin_files = [stored]
     config_str = parse_config(gin_files, args.gin_param)
     created = not run_path.exists()

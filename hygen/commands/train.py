@@ -16,9 +16,10 @@ the config, seed, git revision, TensorBoard events, checkpoints and results.json
 running the same command again resumes from the newest checkpoint.
 
 examples:
-  hygen train --gin_file qmix --gin_param "SOURCE_MAPS = ['3m']" --run_dir runs/qmix-3m
-  hygen train --gin_file hygen --gin_file tasksets/marine_hard --gin_file data/medium \\
-              --gin_file ablations/no_cql --run_dir runs/hygen-no-cql
+  hygen train --gin_file methods/qmix --gin_file runs/online --gin_param "SOURCE_MAPS = ['3m']" \\
+              --run_dir runs/qmix-3m
+  hygen train --gin_file methods/hygen --gin_file runs/hybrid --gin_file tasksets/marine_hard \\
+              --gin_file data/medium --gin_file ablations/no_cql --run_dir runs/hygen-no-cql
   hygen train --run_dir runs/qmix-3m          # resume with the stored config and seed
 """
 
