@@ -324,6 +324,7 @@ class Trainer:
         self._online_stats = {}
         elapsed = max(self.wall_time, 1e-9)
         w.add_scalar("perf/env_steps_per_s", self.env_steps / elapsed, self.step)
+        w.add_scalar("perf/torch_threads", torch.get_num_threads(), self.step)  # what --threads auto chose
         self._last_metrics = metrics
         bar.set_postfix(self._postfix(phase.name))
 
