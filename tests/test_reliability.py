@@ -114,8 +114,19 @@ def test_every_option_of_every_command_has_help_text():
 
 
 def test_train_help_example_keeps_its_line_continuation():
-    help_text = _subparsers()["train"].format_help()
-    assert "--gin_file data/medium \\\n" in help_text
+    """Every example line that goes on ends in a bare backslash, and the next line carries on the options
+    (argparse's formatter once ate the newline after it)."""
+    lines = _subparsers()["train"].format_help().split("examples:")[1].splitlines()
+    continued = [i for i, line in enumerate(lines) if line.rstrip().endswith("\\")]
+    assert continued, "the examples have no multi-line command any more"
+    for i in continued:
+        assert lines[i].endswith(" \\"), repr(lines[i])  # nothing after the backslash
+        assert lines[i + 1].startswith("  ") and lines[i + 1].strip().startswith("--"), repr(lines[i + 1])
+    for i, line in enumerate(lines):  # and every continuation line follows one
+        if line.strip().startswith("--") and line.startswith("   "):
+            assert lines[i - 1].endswith(" \\"), repr(lines[i - 1])
+        if line.strip() == "options:":
+            break
 
 
 def test_run_commands_take_threads():
