@@ -246,3 +246,23 @@ def test_only_the_cores_of_the_affinity_mask_count(machine):
         machine.run(3.0, own_cores=1.0, other_cores=0.0)
         q.tick()
     assert q.threads == 1 and q.others == pytest.approx(1.0, abs=0.02)
+
+
+def test_the_trainer_lets_the_policy_remeasure_every_update(tmp_path):
+    """Trainer.run ticks the installed policy after each update (an adaptive one would re-measure)."""
+    from hygen.learners.qmix import QMIXLearner
+    from hygen.rundir import RunDir
+    from hygen.trainer import Phase, Trainer
+
+    class Counting(FixedThreads):
+        ticks = 0
+
+        def tick(self) -> int:
+            Counting.ticks += 1
+            return super().tick()
+
+    t = Trainer(run_dir=RunDir(tmp_path / "run"), learner=QMIXLearner, source_maps=["3m"],
+                phases=[Phase("online", 3)], num_envs=2, batch_size=2, eval_episodes=1, learning_starts=2,
+                num_threads=Counting(1))
+    t.run()
+    assert t.step == 3 and Counting.ticks == 3
