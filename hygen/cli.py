@@ -47,15 +47,18 @@ def add_common_arguments(p: argparse.ArgumentParser, run_dir_required: bool = Fa
     add_threads_argument(p)
 
 
-def add_threads_argument(p: argparse.ArgumentParser) -> None:
-    """--threads: torch CPU threads, set before torch does any work (see hygen.utils.set_threads)."""
+def add_threads_argument(p: argparse.ArgumentParser, default: int | str | None = None) -> None:
+    """--threads: torch CPU threads, set before torch does any work (see hygen.utils.set_threads).
+    ``default``: this command's own default (None: hygen.utils.COMMAND_DEFAULT_THREADS)."""
     from hygen.utils import COMMAND_DEFAULT_THREADS
 
-    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
-                   help=f"torch CPU threads: a fixed count, or 'auto' (the cores other processes leave "
-                        f"free, re-measured every 3 s: 2 threads on an idle 2-core machine, 1 beside another "
-                        f"job; a run whose count changed is not repeatable bit for bit, --threads 1 is). "
-                        f"Default {COMMAND_DEFAULT_THREADS}, or a bound Trainer.num_threads; see docs/speed.md")
+    shown = COMMAND_DEFAULT_THREADS if default is None else default
+    p.add_argument("--threads", type=_threads, default=default, metavar="N|auto",
+                   help=f"torch CPU threads: a fixed count (repeatable bit for bit), or 'auto' (the cores "
+                        f"other processes leave free, re-measured every 3 s: 2 threads on an idle 2-core "
+                        f"machine, 1 beside another job; faster alone, but a run whose count changed is not "
+                        f"repeatable bit for bit). Default {shown}, or a bound Trainer.num_threads; see "
+                        f"docs/speed.md")
 
 
 def _threads(text: str) -> int | str:

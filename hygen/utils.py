@@ -20,12 +20,16 @@ def check_sizes(owner: str, **sizes: object) -> None:
         raise ValueError(f"{owner}: {'; '.join(bad)}")
 
 
-# Torch threads where nothing chose them. Commands (hygen train, demo, evaluate, collect, data) run
-# 'auto' (hygen.threads.AdaptiveThreads: fast alone, one thread beside other jobs); library use (a
-# Trainer built in Python, the tests) one fixed thread, so the same seed gives the same numbers bit
-# for bit (a count that changes with the load changes the last bits of torch's reductions).
+# Torch threads where nothing chose them: one fixed thread, for library use (a Trainer built in
+# Python, the tests) and for every command that makes results (train, evaluate, collect, sweep
+# cells), so the same seed gives the same numbers bit for bit: a count that changes with the load
+# changes the last bits of torch's reductions (~1e-6 after a few updates), and RL runs amplify that.
+# One thread also never collapses beside other jobs (docs/speed.md). `--threads auto`
+# (hygen.threads.AdaptiveThreads: two threads on an idle 2-core machine, one beside other jobs) is
+# opt-in, and the default of `hygen demo`, a showcase whose wall time matters more than its last bits.
 DEFAULT_THREADS: int | str = 1
-COMMAND_DEFAULT_THREADS: int | str = "auto"
+COMMAND_DEFAULT_THREADS: int | str = 1
+DEMO_DEFAULT_THREADS: int | str = "auto"
 
 
 def set_threads(n=None) -> int:

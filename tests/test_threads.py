@@ -154,9 +154,10 @@ def test_a_fixed_count_never_moves():
     assert threads.tick() == 1 and p.tick() == 1 and not p.adaptive
 
 
-def test_commands_default_to_auto_and_threads_n_fixes_it(monkeypatch):
-    """A command with no --threads runs 'auto', --threads 1 a fixed count; afterwards the process has
-    its own settings back (a later Trainer in it keeps repeatable bits)."""
+def test_commands_default_to_one_fixed_thread_and_threads_auto_adapts(monkeypatch):
+    """A command with no --threads runs one fixed thread (repeatable bits), --threads auto the
+    adaptive policy; afterwards the process has its own settings back (a later Trainer in it keeps
+    repeatable bits). The demo alone defaults to auto."""
     import hygen.commands.evaluate as ev
     from hygen.cli import main
 
@@ -165,10 +166,14 @@ def test_commands_default_to_auto_and_threads_n_fixes_it(monkeypatch):
     before = (threads.current(), torch.get_num_threads())
     assert main(["evaluate", "some_run"]) == 0
     assert (threads.current(), torch.get_num_threads()) == before
-    assert main(["evaluate", "some_run", "--threads", "1"]) == 0
+    assert main(["evaluate", "some_run", "--threads", "auto"]) == 0
     assert (threads.current(), torch.get_num_threads()) == before
-    assert isinstance(seen[0][0], AdaptiveThreads) and seen[0][1] == 1  # auto starts at one thread
-    assert isinstance(seen[1][0], FixedThreads) and seen[1][0].threads == 1
+    assert isinstance(seen[0][0], FixedThreads) and seen[0][0].threads == 1 and seen[0][1] == 1
+    assert isinstance(seen[1][0], AdaptiveThreads) and seen[1][1] == 1  # auto starts at one thread
+    from hygen.cli import build_parser
+
+    assert build_parser().parse_args(["demo"]).threads == "auto"
+    assert build_parser().parse_args(["train", "--run_dir", "x"]).threads is None
 
 
 def test_cli_threads_override_the_default(monkeypatch):

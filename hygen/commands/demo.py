@@ -14,7 +14,7 @@ The whole pipeline at demo scale (minutes on 2 CPU cores):
   1. collect a quick dataset of the quality trained on (--quality) for the task set's source
      maps with scripted policies (expert: the best of focus fire, nearest enemy, flank and
      ambush on each map; medium: it with random actions, about half the win rate);
-  2. train HyGen (phase 1 skill discovery, phase 2 hybrid training) at the scale of configs/demo.gin;
+  2. train HyGen (phase 1 skill discovery, phase 2 hybrid training) at the scale of configs/scales/demo.gin;
   3. print the win-rate table over source and unseen maps (as the paper's Table 1): the
      dataset's own win rate, the untrained policy (step 0) and the trained one side by side.
 Rerunning resumes: finished datasets are skipped and training continues from its checkpoint.
@@ -34,7 +34,9 @@ def add_arguments(parser) -> None:
                         help="extra gin binding, e.g. 'POLICY_STEPS = 1000'")
     parser.add_argument("--seed", type=int, default=0, help="random seed of data and training (default 0)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    add_threads_argument(parser)
+    from hygen.utils import DEMO_DEFAULT_THREADS
+
+    add_threads_argument(parser, default=DEMO_DEFAULT_THREADS)
 
 
 def run(args) -> int:
@@ -57,9 +59,10 @@ def run(args) -> int:
         write_manifest(data_root, {m: entry})
     print(f"      {time.time() - t0:.0f} s", flush=True)
 
-    print("[2/3] HyGen at demo scale (configs/demo.gin)", flush=True)
+    print("[2/3] HyGen at demo scale (configs/scales/demo.gin)", flush=True)
     train_args = argparse.Namespace(
-        gin_file=["hygen", f"tasksets/{ts.name.replace('-', '_')}", f"data/{args.quality}", "demo"],
+        gin_file=["methods/hygen", "runs/hybrid", f"tasksets/{ts.name.replace('-', '_')}", f"data/{args.quality}",
+                  "scales/demo"],
         gin_param=[f"DATA_ROOT = '{data_root}'", *args.gin_param],
         run_dir=str(root / "hygen"), seed=args.seed, device=str(device), threads=args.threads)
     rc = train.run(train_args)
