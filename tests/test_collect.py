@@ -132,16 +132,11 @@ def test_qmix_collection_through_the_cli_with_a_gin_config(tmp_path, monkeypatch
 
 
 def test_flank_steps_aside_until_the_wait_is_over_then_focus_fires():
-    import hygen.envs as he
-    from hygen.collect import HeuristicController
+    from helpers import scripted_play
+
     from hygen.envs.scripted import FLANK_WAIT_STEPS, focus_fire_actions
 
-    env = he.make("9m_vs_10m", num_envs=4, seed=0)
-    env.reset()
-    ctl = HeuristicController(0.0, "flank")
-    ctl.bind_env(env)
-    state = ctl.initial_state("9m_vs_10m", 4)
-    start = env.unit_positions()[:, :9].clone()
+    env, ctl, state, start = scripted_play("9m_vs_10m", 4, "flank")
     for t in range(FLANK_WAIT_STEPS + 3):
         avail = env.get_avail_actions()
         actions, state = ctl.act("9m_vs_10m", None, avail, state, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from helpers import scripted_play
 
 import hygen.envs as he
 from hygen.collect import HeuristicController
@@ -10,12 +11,7 @@ from hygen.envs.scripted import AMBUSH_SIDESTEP_STEPS, AMBUSH_WAIT_STEPS, N_NO_A
 
 
 def test_ambush_steps_aside_waits_then_holds_where_it_can_shoot():
-    env = he.make("5m_vs_6m", num_envs=8, seed=0)
-    env.reset()
-    ctl = HeuristicController(0.0, "ambush")
-    ctl.bind_env(env)
-    state = ctl.initial_state("5m_vs_6m", 8)
-    start = env.unit_positions()[:, :5].clone()
+    env, ctl, state, start = scripted_play("5m_vs_6m", 8, "ambush")
     held = fought = 0
     for t in range(60):
         avail = env.get_avail_actions()
