@@ -219,12 +219,18 @@ def main() -> int:
     missing = [s for s in args.seeds if s not in done_seeds]
     partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
     cmd = f"python benchmarks/reproduce.py --scale {scale}" + (f" --data {data}" if data != scale_data else "")
+    # Cells run the code checked out when each starts: a sweep that spans commits says so.
+    revisions = sorted({json.loads((Path(d) / "meta.json").read_text()).get("git_revision", "?").removesuffix("-dirty")
+                        for lab in args.methods for d in groups[(block, lab)].run_dirs if (Path(d) / "meta.json").is_file()})
+    code = (f"Code: git revision {revisions[0][:10]}." if len(revisions) == 1 else
+            f"**The runs span {len(revisions)} git revisions** ({', '.join(r[:10] for r in revisions)}): check that "
+            "none of the commits between them changed the learner or the simulator.")
     md = [f"# Results: marine-hard, {args.quality} {data} data, scale `{scale}`", "",
           (f"Protocol ([configs/scales/{scale}.gin](../configs/scales/{scale}.gin)): {about}. Seeds: "
            f"{', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy test episodes: per map the mean ± "
            "std over seeds; per map group the mean and the interquartile mean over runs x maps with its 95 % "
            f"stratified-bootstrap interval. Built-in simulator. Produced by `{cmd}` ({train_min:.0f} min of "
-           "training over the tabulated runs)."), "",
+           f"training over the tabulated runs). {code}"), "",
           rp.rows_to_markdown(rows, labels), "## Against the paper's claim", "",
           "The paper claims HyGen above the fixed ratios and above offline-only on source and unseen maps.", "",
           *verdict, ""]
