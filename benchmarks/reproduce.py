@@ -104,7 +104,7 @@ def test_episodes(groups: dict, block: str, labels: list[str]) -> int:
     for lab in labels:
         for d in groups[(block, lab)].run_dirs:
             text = (Path(d) / "operative_config.gin").read_text() if (Path(d) / "operative_config.gin").is_file() else ""
-            m = re.search(r"^Trainer\.eval_episodes = (\d+)", text, re.M)
+            m = re.search(r"^Trainer\.eval_episodes = (\d+)", text, re.MULTILINE)
             if m:
                 found.add(int(m.group(1)))
     if len(found) != 1:
@@ -247,10 +247,10 @@ def main() -> int:
                 "is inside the noise:"), "", rp.paired_rows_to_markdown(paired, "HyGen"), ""]
     diag = rp.diagnostics_to_markdown(groups, block, args.methods, source)
     if diag:
-        md += ["Diagnostics at the last evaluation, mean over the source maps and seeds (`hygen.diagnostics`): "
-               "the value-return correlation and Q_tot against the return on held-out offline episodes, the "
-               "online (exploring) against the greedy win rate, the skills greedy play picks and how many forced "
-               "skills play differently:", "", diag, ""]
+        md += [("Diagnostics at the last evaluation, mean over the source maps and seeds (`hygen.diagnostics`): "
+                "the value-return correlation and Q_tot against the return on held-out offline episodes, the "
+                "online (exploring) against the greedy win rate, the skills greedy play picks and how many forced "
+                "skills play differently:"), "", diag, ""]
     md += [(f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
             "(every method starts from the same networks for a given seed)."), ""]
     figures = []
