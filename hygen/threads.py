@@ -108,7 +108,8 @@ class AdaptiveThreads:
         self.interval_s, self.down_margin, self.up_margin, self.up_after = interval_s, down_margin, up_margin, up_after
         self.stat_path, self.clock, self.own_cpu = stat_path, clock, own_cpu
         self.threads = 1
-        self.changes = 0  # how often the count moved (results.json: a run that changed is not bit-repeatable)
+        self.changes = 0  # how often the count moved (a run whose count moved is not bit-repeatable; the
+        # Trainer logs the count in use as perf/torch_threads)
         self.others = None  # the last reading, cores' worth
         self._calm = 0
         self._last = None
