@@ -419,6 +419,42 @@ def paired_rows_to_markdown(rows: list[dict], reference: str) -> str:
     return "\n".join(lines)
 
 
+# The Table-2 protocol's decision rule (docs/experiments.md), fixed before the sweep's results:
+# "above" only where the 95 % IQM intervals do not overlap; "tends above" where they overlap but
+# the per-seed paired differences' 95 % interval excludes 0; else "undecided". Mirrored below.
+ABOVE, TENDS_ABOVE, UNDECIDED, TENDS_BELOW, BELOW = "above", "tends above", "undecided", "tends below", "below"
+
+
+def decide(ref: dict | None, other: dict | None, paired: dict | None) -> str:
+    """Whether the reference method is above the other on one map group, by the decision rule:
+    ``ref``, ``other``: aggregate() dicts; ``paired``: a paired_rows() cell (reference minus
+    other). Undecided when a number is missing or rests on one seed (one run per map gives a
+    bootstrap interval of zero width: no interval at all)."""
+    if ref is None or other is None or min(ref.get("n", 2), other.get("n", 2)) < 2:
+        return UNDECIDED
+    if paired is not None and len(paired.get("per_seed", (0, 0))) < 2:
+        paired = None
+    if ref["iqm_low"] > other["iqm_high"]:
+        return ABOVE
+    if ref["iqm_high"] < other["iqm_low"]:
+        return BELOW
+    if paired is not None and paired["low"] > 0:
+        return TENDS_ABOVE
+    if paired is not None and paired["high"] < 0:
+        return TENDS_BELOW
+    return UNDECIDED
+
+
+def claim_verdict(decisions: Sequence[str]) -> str:
+    """A claim "the reference beats each of these" from its per-method decisions on the primary
+    outcome: reproduced if above every one, refuted if below any one, else undecided."""
+    if decisions and all(d == ABOVE for d in decisions):
+        return "reproduced"
+    if any(d == BELOW for d in decisions):
+        return "refuted"
+    return "undecided"
+
+
 DIAGNOSTIC_COLUMNS = (  # results.json evals[-1]["diagnostics"][map] key -> column heading (hygen.diagnostics)
     ("offline_value_corr", "corr(Q_tot, G) offline"),
     ("online_value_corr", "corr online"),

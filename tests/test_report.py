@@ -183,3 +183,58 @@ def test_reproduce_writes_the_results_json_schema(tmp_path):
     (runs[1] / "operative_config.gin").write_text("Trainer.eval_episodes = 16\n")
     with pytest.raises(SystemExit, match="do not agree on Trainer.eval_episodes"):
         reproduce.write_results_json(out, "cpu", [0, 1], groups, block, [label], summary, ["3m"])
+
+
+def _agg(iqm, low, high):
+    return {"iqm": iqm, "iqm_low": low, "iqm_high": high}
+
+
+@pytest.mark.parametrize("ref, other, paired, expected", [
+    (_agg(60, 50, 70), _agg(30, 20, 40), None, "above"),                       # intervals apart
+    (_agg(30, 20, 40), _agg(60, 50, 70), {"low": -40, "high": -20}, "below"),
+    (_agg(50, 30, 70), _agg(40, 20, 60), {"low": 2, "high": 18}, "tends above"),  # overlap, paired > 0
+    (_agg(40, 20, 60), _agg(50, 30, 70), {"low": -18, "high": -2}, "tends below"),
+    (_agg(50, 30, 70), _agg(40, 20, 60), {"low": -5, "high": 25}, "undecided"),   # paired holds 0
+    (_agg(0, 0, 0), _agg(0, 0, 0), {"low": 0, "high": 0}, "undecided"),           # all-zero maps
+    (_agg(40, 40, 60), _agg(30, 20, 40), None, "undecided"),                    # touching intervals overlap
+    (None, _agg(30, 20, 40), None, "undecided"),
+    ({**_agg(60, 50, 70), "n": 1}, _agg(30, 20, 40), None, "undecided"),     # one seed: no interval
+    (_agg(50, 30, 70), _agg(40, 20, 60), {"low": 5, "high": 5, "per_seed": [5]}, "undecided"),
+])
+def test_decision_rule_of_the_table2_protocol(ref, other, paired, expected):
+    from hygen.report import decide
+
+    assert decide(ref, other, paired) == expected
+
+
+def test_a_claim_is_reproduced_only_when_above_every_method_it_names():
+    from hygen.report import claim_verdict
+
+    assert claim_verdict(["above", "above", "above"]) == "reproduced"
+    assert claim_verdict(["above", "tends above", "above"]) == "undecided"
+    assert claim_verdict(["above", "below"]) == "refuted"
+    assert claim_verdict(["tends below"]) == "undecided"
+    assert claim_verdict([]) == "undecided"
+
+
+def test_reproduce_decides_each_claim_of_the_paper():
+    """decide_claims: the claims whose methods ran, HyGen's standing per method, the verdict."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce", Path(__file__).parents[1] / "benchmarks" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    hi, lo = _agg(60, 50, 70), _agg(30, 20, 40)
+    summary = {"HyGen": {"source": hi, "unseen": hi}, "offline-only (R=1)": {"source": hi, "unseen": lo},
+               "fixed ratio 20%": {"source": lo, "unseen": lo}, "fixed ratio 50%": {"source": lo, "unseen": hi},
+               "fixed ratio 80%": {"source": lo, "unseen": lo}}
+    claims = {c["claim"][:20]: c for c in reproduce.decide_claims(summary, {})}
+    assert len(claims) == 2  # refinement and CQL were not run
+    online = next(c for k, c in claims.items() if k.startswith("Online"))
+    assert online["verdict"] == "reproduced" and online["standing"]["offline-only (R=1)"]["source"] == "undecided"
+    ratio = next(c for k, c in claims.items() if "ratio" in c["claim"])
+    assert ratio["verdict"] == "undecided"  # above 20 % and 80 %, level with 50 %
+    summary["fixed ratio 50%"]["unseen"] = _agg(90, 80, 95)
+    ratio = next(c for c in reproduce.decide_claims(summary, {}) if "ratio" in c["claim"])
+    assert ratio["verdict"] == "refuted" and ratio["standing"]["fixed ratio 50%"]["unseen"] == "below"
+    assert any(line.startswith("- **refuted**") for line in reproduce.claim_paragraphs([ratio]))
