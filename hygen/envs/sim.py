@@ -91,9 +91,14 @@ class SimEnv:
         validate_actions: raise ``InvalidActionError`` on unavailable actions.
         ally_ai: drive the allies with the enemies' built-in AI (attack-move towards the
             enemy start) and ignore the actions; for symmetry checks of the mechanics.
-        mirror_spawn: place the enemies at the mirror image of the allies' formation (SC2
-            places both sides with the same offsets and gives the enemies one loop's head
-            start, which is what the default reproduces); for symmetry checks.
+        mirror_spawn: place the enemies at the mirror image (``True`` or ``"mirror"``: x
+            reflected about the map centre) or at the point reflection (``"rotate"``: the
+            allies' formation turned 180 degrees about the map centre) of the allies'
+            formation, for symmetry checks (SC2 places both sides with the same offsets and
+            gives the enemies one loop's head start, which is what the default reproduces).
+            With ``collisions`` only ``"rotate"`` is a symmetry of the game: units pass on
+            their right, and a mirror turns that into passing on the left
+            (docs/simulator.md, "Why collisions stay off by default").
         collisions: units steer around each other instead of walking through (SC2's hard
             bodies) and the unit created first waits when two of a side meet head-on: closer
             to SC2 over whole trajectories but about 40 % slower, so off by default to keep
@@ -106,7 +111,7 @@ class SimEnv:
 
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
-                 ally_ai: bool = False, mirror_spawn: bool = False, collisions: bool = False):
+                 ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -118,7 +123,9 @@ class SimEnv:
         self.dt = LOOPS_PER_STEP / substeps
         self.validate_actions = validate_actions
         self.ally_ai = ally_ai
-        self.mirror_spawn = mirror_spawn
+        if mirror_spawn not in (False, True, "mirror", "rotate"):
+            raise ValueError(f"mirror_spawn must be False, True, 'mirror' or 'rotate', got {mirror_spawn!r}")
+        self.mirror_spawn = "mirror" if mirror_spawn is True else mirror_spawn
         self.collisions = collisions
         self.env_info = self.map.env_info
         self.n_agents, self.n_enemies = self.map.n_agents, self.map.n_enemies
@@ -240,6 +247,8 @@ class SimEnv:
                 raise ValueError(f"mirror_spawn needs a symmetric map, {self.map.name!r} is not")
             enemy = ally.clone()
             enemy[:, 0] = g.map_size[0] - ally[:, 0]
+            if self.mirror_spawn == "rotate":  # keeps handedness: SC2 steers both sides alike
+                enemy[:, 1] = g.map_size[1] - ally[:, 1]
         dev = self.device
         spawn = torch.cat([ally, enemy]).to(dev).T  # [2, U]
         # enemy ids are not sorted in SMAC: shuffle them within each unit type (sort key offset)
@@ -252,7 +261,7 @@ class SimEnv:
         # creation order within a side: SC2 creates a side's units one by one at the spawn spiral
         # (centre first); in a head-on encounter of two units of a side the one created first
         # waits (collisions only, docs/simulator.md mechanic 6). Travels with the unit through
-        # the per-episode enemy id shuffle; mirrored spawns mirror it.
+        # the per-episode enemy id shuffle; mirrored (rotated) spawns mirror (rotate) it.
         created = torch.arange(self.n_units, dtype=torch.float32, device=dev)
         created[:n] = created[:n][self._ally_spiral_rank]
         if self.mirror_spawn:
