@@ -15,6 +15,10 @@ and on the most recent online episodes (``online_*``):
     q_tot_mean, return_mean   their means (Q_tot should sit near the return scale)
     skill_agreement           executed skill == the global encoder's relabelled skill, on
                               alive agent-steps of online episodes (skill learners)
+    label_share [K], labels_used   offline only (skill learners): how often the global encoder
+                              labels the held-out alive agent-steps with each skill, and the
+                              skills on more than 5 % of them. Phase 2's values learn these
+                              labels, so a map labelled with two skills gets two skills used.
 online vs greedy:
     online_win_rate, online_epsilon   the episodes collected since the last evaluation
     greedy_win_rate                   this evaluation's test win rate
@@ -204,6 +208,11 @@ class Diagnostics:
                 stats = value_return_stats(learner.value_estimates(b).cpu(), b.reward[:, :-1].cpu(),
                                            b.mask.cpu(), gamma)
                 out.update({f"{src}_{k}": v for k, v in stats.items()})
+            if src == "offline" and hasattr(learner, "relabelled_skills"):
+                alive = b.avail_actions[:, :-1, :, 1:].any(-1) & (b.mask > 0)
+                labels = learner.relabelled_skills(b).cpu()[alive.cpu()]
+                share = _share(F.one_hot(labels, int(learner.num_skills)).sum(0))
+                out.update(label_share=share.tolist(), labels_used=float((share > 0.05).sum()))
             if src == "online" and b.skills is not None and hasattr(learner, "relabelled_skills"):
                 executed = b.skills[:, :-1, :, 0]
                 alive = b.avail_actions[:, :-1, :, 1:].any(-1) & (b.mask > 0) & (executed >= 0)

@@ -461,6 +461,7 @@ DIAGNOSTIC_COLUMNS = (  # results.json evals[-1]["diagnostics"][map] key -> colu
     ("q_over_return", "Q_tot / G offline"),
     ("online_win_rate", "online win %"),
     ("greedy_win_rate", "greedy win %"),
+    ("labels_used", "skills in the labels"),
     ("skills_used", "skills used"),
     ("distinct_forced_play", "distinct forced skills"),
 )

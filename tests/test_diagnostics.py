@@ -64,7 +64,8 @@ def _short_run(tmp_path, name, diagnostics):
 
 def test_a_short_hygen_run_records_the_diagnostics_and_trains_as_without_them(tmp_path, monkeypatch):
     monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
-    _, learner = _short_run(tmp_path, "run", Diagnostics(value_episodes=6, play_episodes=2, play_every=2))
+    diagnostics = Diagnostics(value_episodes=6, play_episodes=2, play_every=2)
+    _, learner = _short_run(tmp_path, "run", diagnostics)
     evals = json.loads((tmp_path / "run" / "results.json").read_text())["evals"]
     plain, plain_learner = _short_run(tmp_path, "plain", None)
     assert [e["win_rate"] for e in plain["evals"]] == [e["win_rate"] for e in evals]  # same training, same tests
@@ -74,6 +75,12 @@ def test_a_short_hygen_run_records_the_diagnostics_and_trains_as_without_them(tm
     first, last = evals[0]["diagnostics"]["3m"], evals[-1]["diagnostics"]["3m"]
     # 20 episodes in the file, training keeps the last 12: the first 6 are held out
     assert first["offline_held_out"] == 1.0 and -1.0 <= first["offline_value_corr"] <= 1.0
+    assert len(last["label_share"]) == 4 and sum(last["label_share"]) == pytest.approx(1.0)
+    assert last["labels_used"] == sum(x > 0.05 for x in last["label_share"]) >= 1
+    held_out, _ = diagnostics._held_out["3m"]  # the final encoder's labels, counted by hand
+    b = held_out.trim()
+    labels = learner.relabelled_skills(b)[(b.avail_actions[:, :-1, :, 1:].sum(-1) > 0) & (b.mask > 0)]
+    assert last["label_share"] == pytest.approx((torch.bincount(labels, minlength=4) / len(labels)).tolist())
     assert "online_value_corr" not in first and math.isnan(first["online_win_rate"])  # nothing collected yet
     assert -1.0 <= last["online_value_corr"] <= 1.0 and 0.0 <= last["skill_agreement"] <= 1.0
     assert 0.0 <= last["online_win_rate"] <= 1.0 and last["greedy_win_rate"] == evals[-1]["win_rate"]["3m"]
