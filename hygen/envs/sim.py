@@ -172,6 +172,8 @@ class SimEnv:
         # SC2 lets units overlap a little (3m spawns marines 0.69 apart, radii sum 0.75)
         self.sep = (SEPARATION * rsum).fill_diagonal_(0.0)
         self.sep2 = self.sep * self.sep
+        self.neg_sep2 = -self.sep2
+        self._ids_f = torch.arange(U, dtype=torch.float32, device=dev)
         # 0-dim tensors for the hot comparisons: a Python number costs a scalar-to-tensor copy per op
         self._zero, self._big = torch.tensor(0.0, device=dev), torch.tensor(_BIG, device=dev)
         self._sight, self._dt = torch.tensor(SIGHT_RANGE, device=dev), torch.tensor(self.dt, device=dev)
@@ -326,11 +328,18 @@ class SimEnv:
         # before the next shot; since_hit: game loops since last damage (shield regeneration)
         self._xy, self._goal = f[:, 5:7], f[:, 7:9]  # [E, 2, U], x and y rows
         self._moved = f[:, 9:11]  # [E, 2, U]: each unit's move in the last chunk (collisions only)
+        self._moved_col = self._moved.unsqueeze(3).unbind(1)  # x, y as [E, U, 1] views (pairwise rows)
         self._created = f[:, 11]  # [E, U]: creation order (collisions only)
         self._wait_axis = f[:, 12:14]  # [E, 2, U]: heading when a wait began (collisions only)
         self.pos = self._xy.transpose(1, 2)  # [E, U, 2] view
         self.order, self.target = self._l.unbind(1)[:2]
         self._wait_for = self._l[:, 2]  # [E, U]: the unit this one waits for to pass, own id: none (collisions)
+        # steering's per-unit rows, so "the same of the unit in the way" is one gather (collisions):
+        # x, y (chunk start), heading x, y, stride, creation order, the unit in the way (as float),
+        # radius, side; the last two are constants
+        self._pack = torch.zeros(E, 9, U, device=dev)
+        self._pack[:, 7] = self.radius
+        self._pack[:, 8] = self.is_enemy.float()
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
         F = self.map.layout.enemy_feat
@@ -458,15 +467,17 @@ class SimEnv:
         d_live = dist + dead_pen[:, None, :] + dead_pen[:, :, None]  # >= BIG unless both alive
 
         if self.collisions:
+            self._pack[:, :2].copy_(xy)  # the steering's positions: the chunk start, like rel
             # overlapping living units are pushed apart; the one that walked into the other in
             # the last chunk takes the push (in proportion to how far each moved towards the
             # other, half each when neither did): in the real data a unit walking straight is
             # not shoved aside by one that steps into its way (docs/simulator.md, mechanic 5)
-            inv_d = dist.clamp(min=1e-3).reciprocal_()
-            towards = (self._moved[:, :, :, None] * rel).sum(1).mul_(inv_d).clamp_(min=0).add_(1e-6)
-            share = towards / (towards + towards.transpose(1, 2))
-            push = share.mul_((self.sep - d_live).clamp_(min=0)).mul_(inv_d)
-            xy.sub_((rel * push[:, None]).sum(3))
+            # (towards_ij = how far i moved towards j; the 1 / distance of both shares cancels)
+            rx, ry = rel.unbind(1)
+            towards = torch.addcmul(rx * self._moved_col[0], ry, self._moved_col[1]).clamp_(min=0).add_(1e-6)
+            share = towards.div_(towards + towards.transpose(1, 2))
+            push = share.mul_(torch.sub(self.sep, d_live).clamp_(min=0)).div_(dist.clamp(min=1e-3))
+            xy.sub_((rel * push.unsqueeze(1)).sum(3))
         else:
             # soft separation: overlapping living units push each other apart (half each).
             # w and rel are (anti)symmetric, so sum_j w_ij rel_ij = -sum_j (w rel)_ji.
@@ -525,7 +536,7 @@ class SimEnv:
         remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         if self.collisions:  # steer around units in the way
-            self._moved.copy_(self._steer(rel, vec.div_(length[:, None]), stride, dead_pen))
+            self._steer(rel, vec.div_(length.unsqueeze(1)), stride, d_live)
             xy.add_(self._moved)
         else:
             xy.addcmul_(vec, (stride / length)[:, None])
@@ -566,9 +577,10 @@ class SimEnv:
             regen_f = regen * (SHIELD_REGEN_PER_LOOP * dt)
             torch.minimum(self.shield + regen_f, self.sh_max, out=self.shield)
 
-    def _steer(self, rel: torch.Tensor, u: torch.Tensor, stride: torch.Tensor, dead_pen: torch.Tensor) -> torch.Tensor:
-        """This chunk's displacement [E, 2, U] of units walking ``stride`` [E, U] along the unit
-        heading ``u`` [E, 2, U]: straight on unless another living unit is in the way.
+    def _steer(self, rel: torch.Tensor, u: torch.Tensor, stride: torch.Tensor, d_live: torch.Tensor) -> None:
+        """Write this chunk's displacement into ``_moved`` [E, 2, U] for units walking ``stride``
+        [E, U] along the unit heading ``u`` [E, 2, U]: straight on unless another living unit
+        (``d_live`` [E, U, U]: distances, >= BIG where a unit is dead) is in the way.
 
         SC2 units do not walk through each other. A unit whose path, relative to the other
         unit's own motion this chunk, comes within the separation distance of it steps sideways
@@ -576,48 +588,60 @@ class SimEnv:
         exactly head-on), half of it each when both walk into each other, and spends the rest
         of its stride going forward. Evidence: the real 3m data (docs/simulator.md, mechanic 5).
         """
-        v = u * stride[:, None]  # planned displacement
+        v = u * stride.unsqueeze(1)  # planned displacement
+        vx, vy = v.unbind(1)
         # i's motion relative to j, w = v_i - v_j, by component ([E, i, j] each)
-        wx, wy = v[:, 0, :, None] - v[:, 0, None, :], v[:, 1, :, None] - v[:, 1, None, :]
+        wx, wy = vx.unsqueeze(2) - vx.unsqueeze(1), vy.unsqueeze(2) - vy.unsqueeze(1)
         rx, ry = rel.unbind(1)
         # the relative path x_i + tau w meets the separation circle around j at the smallest tau
-        # solving |rel - tau w| = sep: tau = (p - sqrt(sep^2 w^2 - c^2)) / w^2, p = rel.w, c = w x rel.
-        # p, w^2, c (so tau) are symmetric in i, j: reductions run over dim 1 (the fast one)
+        # solving |rel - tau w| = sep: tau = (p - sqrt(disc)) / w^2 with p = rel.w and
+        # disc = sep^2 w^2 - (w x rel)^2 = p^2 - (d^2 - sep^2) w^2 (as |rel|^2 |w|^2 = p^2 + (w x rel)^2).
+        # A dead unit's BIG distance makes disc < 0; p <= 0: not approaching (no NaN: sqrt and
+        # fmin of NaN are 10x slower on CPU). p, w^2, d (so tau) are symmetric in i, j:
+        # reductions run over dim 1.
         p = torch.addcmul(rx * wx, ry, wy)
         w2 = torch.addcmul(wx * wx, wy, wy)
-        c = torch.addcmul(wx * ry, wy, rx, value=-1.0)
-        disc = torch.addcmul(self.sep2 * w2, c, c, value=-1.0)  # > 0: the path passes within sep of j
-        # (sqrt of exact zeros is 3x slower on CPU than of tiny numbers; masked below anyway)
-        tau = (p - disc.clamp(min=1e-30).sqrt_()).div_(w2.clamp_(min=1e-12))
-        tau.masked_fill_((disc <= self._zero) | (p <= self._zero), _BIG)  # approaching and touching
-        tau.add_(dead_pen[:, :, None]).add_(dead_pen[:, None, :])  # living pairs only
+        disc = torch.addcmul(p * p, torch.addcmul(self.neg_sep2, d_live, d_live), w2, value=-1.0)
+        # misses (disc <= 0, or p <= 0 incl. units not moving relative to each other) get a huge
+        # penalty by arithmetic: bool masks on [E, U, U] cost several times more on CPU
+        miss = torch.clamp(disc, max=0).sub_(torch.rsub(p, 1e-12).clamp_(min=0))  # < 0: no collision
+        tau = p.sub_(disc.clamp_(min=1e-30).sqrt_()).div_(w2.clamp_(min=1e-12)).add_(miss, alpha=-1e30)
         first, jb = tau.min(1)  # the first unit in the way (if it is touched this chunk: first < 1)
-        first = torch.where(first < 1.0, first, self._big)
-        ids = self.unit_ids
-        rel_b = rel.gather(3, jb[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # [E, 2, U]
-        lat_b = u[:, 0] * rel_b[:, 1] - u[:, 1] * rel_b[:, 0]  # > 0: it stands on i's left
-        mutual = (jb.gather(1, jb) == ids) & (stride.gather(1, jb) > 0)
-        need = (self.sep[ids, jb] - lat_b.abs()).mul_(torch.where(mutual, 0.5, 1.0))
-        blocked = first < _BIG
+        blocked = first < 1.0
+        pk = self._pack
+        pk[:, 2:4].copy_(u)
+        pk[:, 4].copy_(stride)
+        pk[:, 5].copy_(self._created)
+        pk[:, 6].copy_(jb)
+        K = pk.shape[1]
+        b = pk.gather(2, jb.unsqueeze(1).expand(-1, K, -1))  # [E, K, U]: the same of the unit in the way
+        ux, uy = u.unbind(1)
+        rel_b = b[:, :2] - pk[:, :2]
+        lat_b = torch.addcmul(ux * rel_b[:, 1], uy, rel_b[:, 0], value=-1.0)  # > 0: it stands on i's left
+        mutual = (b[:, 6] == self._ids_f) & (b[:, 4] > self._zero)
+        # (sep_ij - |lat|) x (1 - mutual / 2): half the sidestep each when both walk into each other
+        need = torch.add(b[:, 7], self.radius).mul_(SEPARATION).sub_(lat_b.abs()).mul_(1.0 - 0.5 * mutual)
         lateral = torch.minimum(need, stride).mul_(blocked)
-        forward = (stride * stride - lateral * lateral).clamp_(min=0).sqrt_()
-        # Two units walking into each other both step aside, and the one created first waits
-        # until the other has come abreast (the real data: docs/simulator.md, mechanic 6): i
-        # remembers whom it waits for (until the end of the step) and, each chunk, stands for the
-        # part of it that j, walking at its planned pace, needs to cover its lead along i's heading.
-        u_b = u.gather(2, jb[:, None].expand(-1, 2, -1))
-        starts = (mutual & blocked & ((u * u_b).sum(1) < self._zero) & (self.is_enemy == self.is_enemy[jb])
-                  & (self._created < self._created.gather(1, jb)))
-        fresh = starts & (self._wait_for == ids)  # a wait begins: remember i's heading now
-        axis = torch.where(fresh[:, None], u, self._wait_axis, out=self._wait_axis)
+        forward = torch.addcmul(stride * stride, lateral, lateral, value=-1.0).clamp_(min=0).sqrt_()
+        # Two units of one side walking into each other both step aside, and the one created
+        # first waits until the other has come abreast (the real data: docs/simulator.md,
+        # mechanic 6): i remembers whom it waits for (until the end of the step) and, each chunk,
+        # stands for the part of it that j, walking at its planned pace, needs to cover its lead
+        # along i's heading.
+        head_on = torch.addcmul(ux * b[:, 2], uy, b[:, 3]) < self._zero
+        starts = mutual & blocked & head_on & (b[:, 8] == pk[:, 8]) & (self._created < b[:, 5])
+        fresh = starts & (self._wait_for == self.unit_ids)  # a wait begins: remember i's heading now
+        axis = torch.where(fresh.unsqueeze(1), u, self._wait_axis, out=self._wait_axis)
         wf = torch.where(starts, jb, self._wait_for, out=self._wait_for)  # own id: waits for none
-        rel_w = rel.gather(3, wf[:, None, :, None].expand(-1, 2, -1, 1)).squeeze(-1)  # zero for own id
-        uu_w = (axis * u.gather(2, wf[:, None].expand(-1, 2, -1))).sum(1)  # < 0: j walks against it
-        lead = torch.where(uu_w < self._zero, (axis * rel_w).sum(1), self._zero).clamp_(min=0)
-        closing = (stride.gather(1, wf) * -uu_w).clamp_(min=1e-6)  # j's approach this chunk
-        forward.mul_((1 - lead / closing).clamp_(min=0))
-        side = torch.where(lat_b < 0, lateral, -lateral)  # > 0: to i's left, i.e. along (-u_y, u_x)
-        return torch.stack([u[:, 0] * forward - u[:, 1] * side, u[:, 1] * forward + u[:, 0] * side], 1)
+        w = pk[:, :5].gather(2, wf.unsqueeze(1).expand(-1, 5, -1))  # the unit waited for (i itself: none)
+        uu_w = (axis * w[:, 2:4]).sum(1)  # < 0: j walks against i's heading
+        lead = (axis * (w[:, :2] - pk[:, :2])).sum(1).mul_(uu_w < self._zero).clamp_(min=0)
+        closing = w[:, 4].mul(uu_w).clamp_(max=-1e-6)  # minus j's approach this chunk
+        forward.mul_(lead.div_(closing).add_(1.0).clamp_(min=0))
+        side = torch.where(lat_b < self._zero, lateral, -lateral)  # > 0: to i's left, along (-u_y, u_x)
+        mx, my = self._moved.unbind(1)
+        torch.addcmul(ux * forward, uy, side, value=-1.0, out=mx)
+        torch.addcmul(uy * forward, ux, side, out=my)
 
     # ------------------------------------------------------------------ observations
     def _observe(self, alive: torch.Tensor | None = None) -> None:
