@@ -174,6 +174,7 @@ class SimEnv:
         self.sep2 = self.sep * self.sep
         self.neg_sep2 = -self.sep2
         self._ids_f = torch.arange(U, dtype=torch.float32, device=dev)
+        self._half, self._one = torch.tensor(0.5, device=dev), torch.tensor(1.0, device=dev)
         # 0-dim tensors for the hot comparisons: a Python number costs a scalar-to-tensor copy per op
         self._zero, self._big = torch.tensor(0.0, device=dev), torch.tensor(_BIG, device=dev)
         self._sight, self._dt = torch.tensor(SIGHT_RANGE, device=dev), torch.tensor(self.dt, device=dev)
@@ -336,9 +337,9 @@ class SimEnv:
         self._wait_for = self._l[:, 2]  # [E, U]: the unit this one waits for to pass, own id: none (collisions)
         # steering's per-unit rows, so "the same of the unit in the way" is one gather (collisions):
         # x, y (chunk start), heading x, y, stride, creation order, the unit in the way (as float),
-        # radius, side; the last two are constants
+        # 0.9 x radius (half a separation distance) and side; the last two are constants
         self._pack = torch.zeros(E, 9, U, device=dev)
-        self._pack[:, 7] = self.radius
+        self._pack[:, 7] = SEPARATION * self.radius
         self._pack[:, 8] = self.is_enemy.float()
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
@@ -620,7 +621,7 @@ class SimEnv:
         lat_b = torch.addcmul(ux * rel_b[:, 1], uy, rel_b[:, 0], value=-1.0)  # > 0: it stands on i's left
         mutual = (b[:, 6] == self._ids_f) & (b[:, 4] > self._zero)
         # (sep_ij - |lat|) x (1 - mutual / 2): half the sidestep each when both walk into each other
-        need = torch.add(b[:, 7], self.radius).mul_(SEPARATION).sub_(lat_b.abs()).mul_(1.0 - 0.5 * mutual)
+        need = torch.add(b[:, 7], pk[:, 7]).sub_(lat_b.abs()).mul_(torch.where(mutual, self._half, self._one))
         lateral = torch.minimum(need, stride).mul_(blocked)
         forward = torch.addcmul(stride * stride, lateral, lateral, value=-1.0).clamp_(min=0).sqrt_()
         # Two units of one side walking into each other both step aside, and the one created
