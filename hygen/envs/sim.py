@@ -341,6 +341,10 @@ class SimEnv:
         self._pack = torch.zeros(E, 9, U, device=dev)
         self._pack[:, 7] = SEPARATION * self.radius
         self._pack[:, 8] = self.is_enemy.float()
+        pk = self._pack  # named views (built once: slicing costs about a microsecond a time)
+        self._pk_xy, self._pk_u, self._pk_5 = pk[:, :2], pk[:, 2:4], pk[:, :5]
+        self._pk_rows = pk.unbind(1)
+        self._moved_xy = self._moved.unbind(1)
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
         F = self.map.layout.enemy_feat
@@ -468,7 +472,7 @@ class SimEnv:
         d_live = dist + dead_pen[:, None, :] + dead_pen[:, :, None]  # >= BIG unless both alive
 
         if self.collisions:
-            self._pack[:, :2].copy_(xy)  # the steering's positions: the chunk start, like rel
+            self._pk_xy.copy_(xy)  # the steering's positions: the chunk start, like rel
             # overlapping living units are pushed apart; the one that walked into the other in
             # the last chunk takes the push (in proportion to how far each moved towards the
             # other, half each when neither did): in the real data a unit walking straight is
@@ -537,7 +541,8 @@ class SimEnv:
         remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         if self.collisions:  # steer around units in the way
-            self._steer(rel, vec.div_(length.unsqueeze(1)), stride, d_live)
+            torch.div(vec, length.unsqueeze(1), out=self._pk_u)  # the unit heading, where _steer reads it
+            self._steer(rel, stride, d_live)
             xy.add_(self._moved)
         else:
             xy.addcmul_(vec, (stride / length)[:, None])
@@ -578,9 +583,9 @@ class SimEnv:
             regen_f = regen * (SHIELD_REGEN_PER_LOOP * dt)
             torch.minimum(self.shield + regen_f, self.sh_max, out=self.shield)
 
-    def _steer(self, rel: torch.Tensor, u: torch.Tensor, stride: torch.Tensor, d_live: torch.Tensor) -> None:
+    def _steer(self, rel: torch.Tensor, stride: torch.Tensor, d_live: torch.Tensor) -> None:
         """Write this chunk's displacement into ``_moved`` [E, 2, U] for units walking ``stride``
-        [E, U] along the unit heading ``u`` [E, 2, U]: straight on unless another living unit
+        [E, U] along their unit heading (``_pk_u`` [E, 2, U]): straight on unless another living unit
         (``d_live`` [E, U, U]: distances, >= BIG where a unit is dead) is in the way.
 
         SC2 units do not walk through each other. A unit whose path, relative to the other
@@ -589,6 +594,7 @@ class SimEnv:
         exactly head-on), half of it each when both walk into each other, and spends the rest
         of its stride going forward. Evidence: the real 3m data (docs/simulator.md, mechanic 5).
         """
+        u = self._pk_u
         v = u * stride.unsqueeze(1)  # planned displacement
         vx, vy = v.unbind(1)
         # i's motion relative to j, w = v_i - v_j, by component ([E, i, j] each)
@@ -609,19 +615,16 @@ class SimEnv:
         tau = p.sub_(disc.clamp_(min=1e-30).sqrt_()).div_(w2.clamp_(min=1e-12)).add_(miss, alpha=-1e30)
         first, jb = tau.min(1)  # the first unit in the way (if it is touched this chunk: first < 1)
         blocked = first < 1.0
-        pk = self._pack
-        pk[:, 2:4].copy_(u)
+        pk, (_, _, ux, uy, _, _, _, sep_half, side_i) = self._pack, self._pk_rows
         pk[:, 4].copy_(stride)
         pk[:, 5].copy_(self._created)
         pk[:, 6].copy_(jb)
-        K = pk.shape[1]
-        b = pk.gather(2, jb.unsqueeze(1).expand(-1, K, -1))  # [E, K, U]: the same of the unit in the way
-        ux, uy = u.unbind(1)
-        rel_b = b[:, :2] - pk[:, :2]
-        lat_b = torch.addcmul(ux * rel_b[:, 1], uy, rel_b[:, 0], value=-1.0)  # > 0: it stands on i's left
-        mutual = (b[:, 6] == self._ids_f) & (b[:, 4] > self._zero)
+        b = pk.gather(2, jb.unsqueeze(1).expand(-1, pk.shape[1], -1))  # [E, K, U]: the same of the unit in the way
+        bx, by, bux, buy, b_stride, b_created, b_jb, b_sep_half, b_side = b.unbind(1)
+        lat_b = torch.addcmul(ux * (by - pk[:, 1]), uy, bx - pk[:, 0], value=-1.0)  # > 0: it stands on i's left
+        mutual = (b_jb == self._ids_f) & (b_stride > self._zero)
         # (sep_ij - |lat|) x (1 - mutual / 2): half the sidestep each when both walk into each other
-        need = torch.add(b[:, 7], pk[:, 7]).sub_(lat_b.abs()).mul_(torch.where(mutual, self._half, self._one))
+        need = torch.add(b_sep_half, sep_half).sub_(lat_b.abs()).mul_(torch.where(mutual, self._half, self._one))
         lateral = torch.minimum(need, stride).mul_(blocked)
         forward = torch.addcmul(stride * stride, lateral, lateral, value=-1.0).clamp_(min=0).sqrt_()
         # Two units of one side walking into each other both step aside, and the one created
@@ -629,18 +632,18 @@ class SimEnv:
         # mechanic 6): i remembers whom it waits for (until the end of the step) and, each chunk,
         # stands for the part of it that j, walking at its planned pace, needs to cover its lead
         # along i's heading.
-        head_on = torch.addcmul(ux * b[:, 2], uy, b[:, 3]) < self._zero
-        starts = mutual & blocked & head_on & (b[:, 8] == pk[:, 8]) & (self._created < b[:, 5])
+        head_on = torch.addcmul(ux * bux, uy, buy) < self._zero
+        starts = mutual & blocked & head_on & (b_side == side_i) & (self._created < b_created)
         fresh = starts & (self._wait_for == self.unit_ids)  # a wait begins: remember i's heading now
         axis = torch.where(fresh.unsqueeze(1), u, self._wait_axis, out=self._wait_axis)
         wf = torch.where(starts, jb, self._wait_for, out=self._wait_for)  # own id: waits for none
-        w = pk[:, :5].gather(2, wf.unsqueeze(1).expand(-1, 5, -1))  # the unit waited for (i itself: none)
+        w = self._pk_5.gather(2, wf.unsqueeze(1).expand(-1, 5, -1))  # the unit waited for (i itself: none)
         uu_w = (axis * w[:, 2:4]).sum(1)  # < 0: j walks against i's heading
-        lead = (axis * (w[:, :2] - pk[:, :2])).sum(1).mul_(uu_w < self._zero).clamp_(min=0)
+        lead = (axis * (w[:, :2] - self._pk_xy)).sum(1).mul_(uu_w < self._zero).clamp_(min=0)
         closing = w[:, 4].mul(uu_w).clamp_(max=-1e-6)  # minus j's approach this chunk
         forward.mul_(lead.div_(closing).add_(1.0).clamp_(min=0))
         side = torch.where(lat_b < self._zero, lateral, -lateral)  # > 0: to i's left, along (-u_y, u_x)
-        mx, my = self._moved.unbind(1)
+        mx, my = self._moved_xy
         torch.addcmul(ux * forward, uy, side, value=-1.0, out=mx)
         torch.addcmul(uy * forward, ux, side, out=my)
 
