@@ -1,6 +1,6 @@
 """Simulator throughput: env-steps/s and agent-steps/s with random valid actions.
 
-    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--collisions on|off] [--out tp.json]
+    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--collisions on|off|both] [--out tp.json]
 
 One CPU thread (torch.set_num_threads(1)); CUDA too when available. Random actions are
 drawn from avail_actions every step (that sampling is included in the timing, as a runner
@@ -8,7 +8,9 @@ would pay it); --no-validate skips the env's action check. Each cell is timed --
 times and the best is reported (the machine is shared: the best run is the least disturbed);
 the 1-minute load average is printed and stored with the results. Next to the wall-clock rate
 the rate per CPU-second of this process is reported: on a loaded machine it stays close to
-the quiet-machine wall-clock rate, while the wall-clock rate halves.
+the quiet-machine wall-clock rate, while the wall-clock rate halves. ``--collisions both`` times
+collisions on and off interleaved in one process (repeat k of each back to back) and prints
+their ratio, the measure that survives a loaded machine.
 """
 
 from __future__ import annotations
@@ -27,30 +29,44 @@ from hygen.envs.scripted import random_actions
 
 def measure(map_name: str, num_envs: int, device: str, seconds: float, validate: bool, repeats: int = 3,
             substeps: int = 2, collisions: bool | None = None) -> dict:
-    kw = {} if collisions is None else {"collisions": collisions}  # None: the SimEnv default
-    env = he.make(map_name, num_envs=num_envs, seed=0, device=device, validate_actions=validate, substeps=substeps,
-                  **kw)
-    env.reset()
-    g = torch.Generator(device=device).manual_seed(0)
-    for _ in range(3):
-        env.step(random_actions(env.get_avail_actions(), g))
-    best = best_cpu = float("inf")  # seconds per step (wall clock, CPU time of this process)
-    for _ in range(repeats):
-        steps, t0, c0 = 0, time.perf_counter(), time.process_time()
-        while True:
+    return measure_interleaved(map_name, num_envs, device, seconds, validate, repeats, substeps, [collisions])[0]
+
+
+def measure_interleaved(map_name: str, num_envs: int, device: str, seconds: float, validate: bool, repeats: int,
+                        substeps: int, collisions: list[bool | None]) -> list[dict]:
+    """One row per ``collisions`` setting (None: the SimEnv default), their timing windows
+    interleaved so that machine load falls on all of them alike."""
+    runs = []
+    for col in collisions:
+        kw = {} if col is None else {"collisions": col}
+        env = he.make(map_name, num_envs=num_envs, seed=0, device=device, validate_actions=validate,
+                      substeps=substeps, **kw)
+        env.reset()
+        g = torch.Generator(device=device).manual_seed(0)
+        for _ in range(3):
             env.step(random_actions(env.get_avail_actions(), g))
-            steps += 1
-            if steps % 10 == 0:
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                if time.perf_counter() - t0 >= seconds:
-                    break
-        best = min(best, (time.perf_counter() - t0) / steps)
-        best_cpu = min(best_cpu, (time.process_time() - c0) / steps)
-    eps = num_envs / best
-    return {"map": map_name, "num_envs": num_envs, "device": device, "env_steps_per_s": eps,
-            "agent_steps_per_s": eps * env.n_agents, "ms_per_step": 1e3 * best,
-            "env_steps_per_cpu_s": num_envs / best_cpu}
+        runs.append({"env": env, "g": g, "best": float("inf"), "best_cpu": float("inf")})  # s per step
+    for _ in range(repeats):
+        for r in runs:
+            env, g = r["env"], r["g"]
+            steps, t0, c0 = 0, time.perf_counter(), time.process_time()
+            while True:
+                env.step(random_actions(env.get_avail_actions(), g))
+                steps += 1
+                if steps % 10 == 0:
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    if time.perf_counter() - t0 >= seconds:
+                        break
+            r["best"] = min(r["best"], (time.perf_counter() - t0) / steps)
+            r["best_cpu"] = min(r["best_cpu"], (time.process_time() - c0) / steps)
+    rows = []
+    for col, r in zip(collisions, runs):
+        eps = num_envs / r["best"]
+        rows.append({"map": map_name, "num_envs": num_envs, "device": device, "collisions": col,
+                     "env_steps_per_s": eps, "agent_steps_per_s": eps * r["env"].n_agents,
+                     "ms_per_step": 1e3 * r["best"], "env_steps_per_cpu_s": num_envs / r["best_cpu"]})
+    return rows
 
 
 def main() -> int:
@@ -61,8 +77,9 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3, help="timing windows per cell; the best is reported")
     p.add_argument("--substeps", type=int, default=2, help="game-loop chunks per step (SimEnv substeps)")
     p.add_argument("--no-validate", action="store_true", help="skip the env's available-action check")
-    p.add_argument("--collisions", choices=["on", "off"], default=None,
-                   help="SimEnv collisions (units steer around each other; docs/simulator.md); default: the env's")
+    p.add_argument("--collisions", choices=["on", "off", "both"], default=None,
+                   help="SimEnv collisions (units steer around each other; docs/simulator.md); default: the env's; "
+                        "both: on and off interleaved, with their ratio")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -75,11 +92,17 @@ def main() -> int:
     for dev in devices:
         for m in args.maps:
             for e in args.envs:
-                col = None if args.collisions is None else args.collisions == "on"
-                r = measure(m, e, dev, args.seconds, not args.no_validate, args.repeats, args.substeps, col)
-                rows.append(r)
-                print(f"{m:12s} {e:5d} {dev:6s} {r['env_steps_per_s']:12.0f} {r['agent_steps_per_s']:14.0f} "
-                      f"{r['ms_per_step']:8.2f} {r['env_steps_per_cpu_s']:16.0f}")
+                cols = {None: [None], "on": [True], "off": [False], "both": [True, False]}[args.collisions]
+                got = measure_interleaved(m, e, dev, args.seconds, not args.no_validate, args.repeats,
+                                          args.substeps, cols)
+                rows += got
+                for r in got:
+                    tag = "" if r["collisions"] is None else f" collisions {'on' if r['collisions'] else 'off'}"
+                    print(f"{m:12s} {e:5d} {dev:6s} {r['env_steps_per_s']:12.0f} {r['agent_steps_per_s']:14.0f} "
+                          f"{r['ms_per_step']:8.2f} {r['env_steps_per_cpu_s']:16.0f}{tag}")
+                if len(got) == 2:
+                    print(f"{'':25s} on / off: {got[0]['env_steps_per_cpu_s'] / got[1]['env_steps_per_cpu_s']:.3f} "
+                          "(per CPU-second)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"threads": 1, "validate_actions": not args.no_validate, "substeps": args.substeps,
