@@ -423,6 +423,20 @@ def test_collisions_followers_and_bystanders():
     assert float(env.pos[0, 1, 0]) > 10.5 and float(env.pos[0, 1, 1]) < 16.0, env.pos[0, 1]  # passed on its right
 
 
+def test_collisions_dead_units_are_not_in_the_way():
+    """A dead unit's body does not block: a unit walking through where it lies keeps its line
+    (the steering folds deaths into the pair distances; docs/simulator.md, mechanic 5)."""
+    env = SimEnv("3m", num_envs=1, seed=0, collisions=True)
+    env.reset()
+    env.pos[0, :3] = torch.tensor([[9.0, 12.0], [9.0, 16.0], [9.6, 16.0]])
+    env.health[0, 2] = 0.0
+    env._observe()
+    env.step(torch.tensor([[1, 4, 0]]))  # ally 1 walks east over dead ally 2
+    assert torch.allclose(env.pos[0, 1], torch.tensor([10.125, 16.0]), atol=1e-4), env.pos[0, 1]
+    alive = _collision_step([[9.0, 12.0], [9.0, 16.0], [9.6, 16.0]], [1, 4, 1])  # alive, it is walked around
+    assert abs(float(alive[1, 1])) > 0.1, alive[1]
+
+
 @pytest.mark.parametrize("name", ["3s5z", "10m_vs_11m"])
 def test_collisions_keep_crowds_finite_and_inside_the_map(name):
     """Steering in crowds (zealot balls, ten marines) never produces NaN or leaves the map."""
