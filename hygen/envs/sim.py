@@ -50,6 +50,11 @@ REWARD_SCALE_RATE = 20.0
 
 _BIG = 1e9  # "no such pair" distance penalty
 SEPARATION = 0.9  # units are pushed apart below this fraction of their radii sum
+# Collisions: a unit in the way less than this far (map units) off one's line counts as exactly
+# head-on, passed on the right. Float32 rounding of coordinates near 30 is ~2e-6, so exact ties
+# (symmetric formations, units on one line) stay ties; the real 3m data's smallest offsets that
+# behave as "away from the other's side" are 0.01 (docs/simulator.md, mechanic 5).
+HEAD_ON_TOL = 1e-3
 
 
 class InvalidActionError(ValueError):
@@ -175,6 +180,7 @@ class SimEnv:
         self.neg_sep2 = -self.sep2
         self._ids_f = torch.arange(U, dtype=torch.float32, device=dev)
         self._half, self._one = torch.tensor(0.5, device=dev), torch.tensor(1.0, device=dev)
+        self._neg_head_on_tol = torch.tensor(-HEAD_ON_TOL, device=dev)
         # 0-dim tensors for the hot comparisons: a Python number costs a scalar-to-tensor copy per op
         self._zero, self._big = torch.tensor(0.0, device=dev), torch.tensor(_BIG, device=dev)
         self._sight, self._dt = torch.tensor(SIGHT_RANGE, device=dev), torch.tensor(self.dt, device=dev)
@@ -642,7 +648,9 @@ class SimEnv:
         lead = (axis * (w[:, :2] - self._pk_xy)).sum(1).mul_(uu_w < self._zero).clamp_(min=0)
         closing = w[:, 4].mul(uu_w).clamp_(max=-1e-6)  # minus j's approach this chunk
         forward.mul_(lead.div_(closing).add_(1.0).clamp_(min=0))
-        side = torch.where(lat_b < self._zero, lateral, -lateral)  # > 0: to i's left, along (-u_y, u_x)
+        # > 0: to i's left, along (-u_y, u_x). Head-on within HEAD_ON_TOL counts as exactly head-on
+        # (pass on the right): which side an exact tie falls on must not depend on float rounding
+        side = torch.where(lat_b < self._neg_head_on_tol, lateral, -lateral)
         mx, my = self._moved_xy
         torch.addcmul(ux * forward, uy, side, value=-1.0, out=mx)
         torch.addcmul(uy * forward, ux, side, out=my)
