@@ -275,6 +275,8 @@ def test_rotated_spawn_is_the_point_reflection_of_the_allies():
         assert torch.allclose(rows(32.0 - a), rows(e)), (t, a, e)
     with pytest.raises(ValueError, match="mirror_spawn"):
         SimEnv("2s3z", mirror_spawn="flip")
+    with pytest.warns(UserWarning, match="rotate"):  # a mirror is no symmetry of the chiral steering
+        SimEnv("2s3z", mirror_spawn=True, collisions=True)
 
 
 def test_nearest_enemy_policy_runs_on_every_family():

@@ -16,6 +16,7 @@ Interface (the same for the SC2 adapter)::
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -131,6 +132,9 @@ class SimEnv:
         if mirror_spawn not in (False, True, "mirror", "rotate"):
             raise ValueError(f"mirror_spawn must be False, True, 'mirror' or 'rotate', got {mirror_spawn!r}")
         self.mirror_spawn = "mirror" if mirror_spawn is True else mirror_spawn
+        if self.mirror_spawn == "mirror" and collisions:
+            warnings.warn("mirror_spawn='mirror' with collisions=True is not a symmetric start (units pass on "
+                          "their right, a mirror makes that the left); use mirror_spawn='rotate'", stacklevel=2)
         self.collisions = collisions
         self.env_info = self.map.env_info
         self.n_agents, self.n_enemies = self.map.n_agents, self.map.n_enemies
