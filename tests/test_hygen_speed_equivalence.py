@@ -235,3 +235,36 @@ def test_packed_gru_rejects_holes_in_an_episode():
     valid = torch.tensor([[True, False, True]])
     with pytest.raises(ValueError, match="prefix"):
         packed_gru(gru, torch.randn(2, 1, 3), valid, (1, 3))
+
+
+# ----- bit-exact fast paths of acting: the same bits as the plain computation, not just close -----
+# (a Table-2 cell run before and after them must give the identical results.json)
+
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    return x.view(torch.int32) if x.dtype == torch.float32 else x  # -0.0 and 0.0 differ here
+
+
+@pytest.mark.parametrize("map_name", ["3m", "5m_vs_6m"])
+def test_act_shares_tokens_bit_exactly(map_name):
+    """act builds the entity tokens once for both networks: skills, actions and both hidden
+    states equal those of each network building its own tokens, bit for bit."""
+    from hygen.envs import make
+
+    lr = HyGenLearner(maps=[map_name])
+    ctl = lr.controller()
+    env = make(map_name, num_envs=3, seed=5)
+    obs, _, avail = env.reset()
+    st = ctl.initial_state(map_name, 3)
+    for t in range(12):
+        actions, new = ctl.act(map_name, obs, avail.bool(), st, 0.0)
+        with torch.no_grad():
+            last = st["last_action"][:, None]
+            qs, _, q_h = lr.q_network(obs[:, None], last, map_name, st["q_hidden"])  # its own tokens
+            skills = qs[:, 0].argmax(-1)
+            logits, dec_h = lr.action_decoder.logits_at(obs[:, None], last, map_name, skills[:, None],
+                                                        st["dec_hidden"])
+        ref = logits[:, 0].masked_fill(~avail.bool(), float("-inf")).argmax(-1)
+        assert torch.equal(new["skill"], skills) and torch.equal(actions, ref)
+        assert torch.equal(_bits(new["q_hidden"]), _bits(q_h)) and torch.equal(_bits(new["dec_hidden"]), _bits(dec_h))
+        out = env.step(actions)
+        obs, avail, st = out.obs, out.avail_actions, new

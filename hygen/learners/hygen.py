@@ -152,7 +152,11 @@ class HyGenController:
         learner = self.learner
         obs, avail = obs.to(learner.device, torch.float32), avail.to(learner.device).bool()
         last = agent_state["last_action"]
-        qs, _, q_h = learner.q_network(obs[:, None], last[:, None], map_name, agent_state["q_hidden"])
+        # the entity tokens of (o_t, a_{t-1}) [E, n, E_tok, F], built once for both networks (what
+        # each would build from the same inputs: same values, one obs_entities call per step less)
+        tokens = obs_entities(obs, map_name, last)
+        qs, _, q_h = learner.q_network(obs[:, None], last[:, None], map_name, agent_state["q_hidden"],
+                                       tokens=tokens)
         skills = qs[:, 0].argmax(-1)  # [E, n]
         if self.fixed_skill is not None:  # an int, or [E] per environment with -1 for the learned policy
             fixed = torch.as_tensor(self.fixed_skill, device=learner.device).view(-1, 1).expand_as(skills)
@@ -161,7 +165,7 @@ class HyGenController:
             skills = learner.exploration.skills(skills, learner.num_skills, epsilon, generator)
         rtg = learner.return_conditioning.acting_input(agent_state)  # BC-r: the return-to-go
         logits, dec_h = learner.action_decoder.logits_at(obs[:, None], last[:, None], map_name, skills[:, None],
-                                             agent_state["dec_hidden"], **rtg)
+                                             agent_state["dec_hidden"], tokens=tokens, **rtg)
         logits = logits[:, 0].masked_fill(~avail, float("-inf"))
         actions = learner.exploration.actions(logits, avail, epsilon, generator) if epsilon > 0.0 else logits.argmax(-1)
         return actions, {**agent_state, "q_hidden": q_h, "dec_hidden": dec_h, "skill": skills,
