@@ -268,3 +268,24 @@ def test_act_shares_tokens_bit_exactly(map_name):
         assert torch.equal(_bits(new["q_hidden"]), _bits(q_h)) and torch.equal(_bits(new["dec_hidden"]), _bits(dec_h))
         out = env.step(actions)
         obs, avail, st = out.obs, out.avail_actions, new
+
+
+@pytest.mark.parametrize("with_h", [False, True])
+def test_gru_step_is_bit_identical_to_nn_gru(with_h):
+    """gru_step (acting's one GRU step) against nn.GRU on one step: the same bits, on sizes
+    from one agent to a large evaluation batch and on unit-scale to large pre-activations."""
+    from hygen.encoders.recurrent import gru_step
+
+    for d, H in [(64, 64), (24, 40)]:
+        gru = torch.nn.GRU(d, H, batch_first=True)
+        with torch.no_grad():
+            for p in gru.parameters():
+                p.mul_(3.0)  # pre-activations well outside [-1, 1]: saturating gates included
+            for R in [1, 6, 27, 416]:
+                for scale in (1.0, 5.0):
+                    x = torch.randn(R, d) * scale
+                    h = torch.randn(R, H) if with_h else None
+                    seq, last = gru(x.view(R, 1, d), None if h is None else h.view(1, R, H).contiguous())
+                    got = gru_step(gru, x, h)
+                    assert torch.equal(_bits(got), _bits(seq.view(R, H))) and torch.equal(_bits(got), _bits(last.view(R, H)))
+

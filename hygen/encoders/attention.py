@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hygen.encoders.recurrent import packed_gru
+from hygen.encoders.recurrent import gru_step, packed_gru
 from hygen.utils import check_sizes
 
 
@@ -160,7 +160,12 @@ class EntityGRUTrunk(nn.Module):
         B, T = shape
         N, n, E, Fdim = tokens.shape
         own = self.transformer(tokens.reshape(N * n, E, Fdim), n_query=1).view(N, n, -1)
-        if T == 1 and all_rows(valid):  # acting: one step for every sequence
+        if T == 1 and all_rows(valid) and not torch.is_grad_enabled():  # acting: one step for every sequence
+            # gru_step: nn.GRU's one-step maths (bit-identical) without its per-call overhead
+            h_new = gru_step(self.gru, own.reshape(B * n, -1),
+                             None if hidden is None else hidden.reshape(B * n, self.hidden_dim))
+            h, h_last = h_new.view(N, n, self.hidden_dim), h_new.view(B, n, self.hidden_dim)
+        elif T == 1 and all_rows(valid):  # one step with autograd: nn.GRU's own backward
             h0 = None if hidden is None else hidden.reshape(1, B * n, self.hidden_dim).contiguous()
             h_seq, h_last = self.gru(own.reshape(B * n, 1, -1), h0)
             h, h_last = h_seq.view(N, n, self.hidden_dim), h_last.view(B, n, self.hidden_dim)

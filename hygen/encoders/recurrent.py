@@ -158,3 +158,26 @@ def packed_gru(gru: nn.GRU, x: Tensor, valid: Tensor | None, shape: tuple[int, i
         init = x.new_zeros(B, n, H) if h0 is None else h0
         last = torch.where((lengths > 0)[:, None, None], last, init)
     return h, last
+
+
+def gru_step(gru: nn.GRU, x: Tensor, h: Tensor | None = None) -> Tensor:
+    """One step of ``gru`` (one layer) for R sequences: x [R, d], h [R, H] or None (zeros) -> h' [R, H].
+
+    Acting runs the GRU for one step on a handful of sequences, where ``nn.GRU``'s call
+    (argument checks, flattening, stacking the per-step outputs) costs more than the maths.
+    These are the operations ATen's CPU GRU performs for one step, in its order and with its
+    in-place forms (input projection, recurrent projection, then
+    r = sigmoid(gh_r + gi_r), z = sigmoid(gh_z + gi_z), n = tanh(gi_n + gh_n * r),
+    h' = (h - n) * z + n), so the result is bit-identical to ``nn.GRU`` (checked by
+    tests/test_hygen_speed_equivalence.py). No autograd: callers use it under no_grad only.
+    """
+    gi = F.linear(x, gru.weight_ih_l0, gru.bias_ih_l0)
+    if h is None:
+        h = x.new_zeros(x.shape[0], gru.hidden_size)
+    gh = F.linear(h, gru.weight_hh_l0, gru.bias_hh_l0)
+    i_r, i_z, i_n = gi.chunk(3, 1)
+    h_r, h_z, h_n = gh.chunk(3, 1)
+    r = h_r.add_(i_r).sigmoid_()
+    z = h_z.add_(i_z).sigmoid_()
+    n = i_n.add(h_n.mul_(r)).tanh_()
+    return (h - n).mul_(z).add_(n)
