@@ -289,3 +289,37 @@ def test_gru_step_is_bit_identical_to_nn_gru(with_h):
                     got = gru_step(gru, x, h)
                     assert torch.equal(_bits(got), _bits(seq.view(R, H))) and torch.equal(_bits(got), _bits(last.view(R, H)))
 
+
+def test_obs_entities_gather_equals_the_slice_writes_on_every_map(monkeypatch):
+    """Small inputs take the one-gather form of obs_entities, large ones the slice writes: both
+    give the same bits on every registered map (random features with exact zeros, one-hot and
+    arbitrary last actions, none, and the simulator's observations)."""
+    import hygen.entities as ent
+    from hygen.envs import make
+    from hygen.envs.maps import MAPS
+
+    def both(obs, name, last):
+        monkeypatch.setattr(ent, "_GATHER_MAX_ELEMENTS", 0)
+        slices = obs_entities(obs, name, last)
+        monkeypatch.setattr(ent, "_GATHER_MAX_ELEMENTS", 1 << 62)
+        return slices, obs_entities(obs, name, last)
+
+    for name, spec in MAPS.items():
+        lay = spec.layout
+        assert ent._obs_token_index(lay) is not None, name  # every map can take the gather
+        obs = torch.randn(3, 4, lay.n_agents, lay.obs_shape)
+        obs[obs.abs() < 0.5] = 0.0  # absent units, unavailable moves
+        one_hot = F.one_hot(torch.randint(0, lay.n_actions, (3, 4, lay.n_agents)), lay.n_actions).float()
+        for x, last in [(obs, one_hot), (obs.clamp(min=0), None),
+                        (obs, torch.randn(3, 4, lay.n_agents, lay.n_actions))]:
+            slices, gather = both(x, name, last)
+            assert torch.equal(_bits(slices), _bits(gather)), name
+    for name in ["3m", "3s5z"]:  # one map per layout kind: no unit types / types and shields
+        env = make(name, num_envs=4, seed=1)
+        obs, _, avail = env.reset()
+        for _ in range(20):
+            actions = torch.multinomial(avail.float().flatten(0, 1), 1).view(avail.shape[:-1])
+            slices, gather = both(obs, name, F.one_hot(actions, avail.shape[-1]).float())
+            assert torch.equal(_bits(slices), _bits(gather)), name
+            out = env.step(actions)
+            obs, avail = out.obs, out.avail_actions
