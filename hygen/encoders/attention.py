@@ -160,12 +160,13 @@ class EntityGRUTrunk(nn.Module):
         B, T = shape
         N, n, E, Fdim = tokens.shape
         own = self.transformer(tokens.reshape(N * n, E, Fdim), n_query=1).view(N, n, -1)
-        if T == 1 and all_rows(valid) and not torch.is_grad_enabled():  # acting: one step for every sequence
-            # gru_step: nn.GRU's one-step maths (bit-identical) without its per-call overhead
+        if T == 1 and all_rows(valid) and not torch.is_grad_enabled() and own.device.type == "cpu":
+            # acting, one step for every sequence: gru_step is ATen's CPU GRU step (bit-identical)
+            # without nn.GRU's per-call overhead; on a GPU nn.GRU runs cuDNN's kernel, whose bits differ
             h_new = gru_step(self.gru, own.reshape(B * n, -1),
                              None if hidden is None else hidden.reshape(B * n, self.hidden_dim))
             h, h_last = h_new.view(N, n, self.hidden_dim), h_new.view(B, n, self.hidden_dim)
-        elif T == 1 and all_rows(valid):  # one step with autograd: nn.GRU's own backward
+        elif T == 1 and all_rows(valid):  # one step with autograd (nn.GRU's own backward), or on a GPU
             h0 = None if hidden is None else hidden.reshape(1, B * n, self.hidden_dim).contiguous()
             h_seq, h_last = self.gru(own.reshape(B * n, 1, -1), h0)
             h, h_last = h_seq.view(N, n, self.hidden_dim), h_last.view(B, n, self.hidden_dim)

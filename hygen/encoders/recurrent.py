@@ -168,8 +168,9 @@ def gru_step(gru: nn.GRU, x: Tensor, h: Tensor | None = None) -> Tensor:
     These are the operations ATen's CPU GRU performs for one step, in its order and with its
     in-place forms (input projection, recurrent projection, then
     r = sigmoid(gh_r + gi_r), z = sigmoid(gh_z + gi_z), n = tanh(gi_n + gh_n * r),
-    h' = (h - n) * z + n), so the result is bit-identical to ``nn.GRU`` (checked by
-    tests/test_hygen_speed_equivalence.py). No autograd: callers use it under no_grad only.
+    h' = (h - n) * z + n), so on a CPU the result is bit-identical to ``nn.GRU`` (checked by
+    tests/test_hygen_speed_equivalence.py; on a GPU ``nn.GRU`` runs cuDNN's fused kernel instead).
+    No autograd: callers use it under no_grad only.
     """
     gi = F.linear(x, gru.weight_ih_l0, gru.bias_ih_l0)
     if h is None:
