@@ -159,6 +159,13 @@ def _obs_token_index(lay: Layout) -> Tensor | None:
     return torch.tensor(idx).flatten() if ok else None
 
 
+@cache
+def _obs_token_index_on(lay: Layout, device: torch.device) -> Tensor | None:
+    """``_obs_token_index`` kept on ``device`` (no host-to-device copy per call on a GPU)."""
+    index = _obs_token_index(lay)
+    return None if index is None else index.to(device)
+
+
 def _obs_entities_gather(obs: Tensor, lay: Layout, last: Tensor, index: Tensor) -> Tensor:
     """``obs_entities`` as one gather; the derived columns are computed as the slice path does."""
     lead, m = obs.shape[:-1], lay.n_enemies
@@ -167,7 +174,7 @@ def _obs_entities_gather(obs: Tensor, lay: Layout, last: Tensor, index: Tensor) 
     en_present = en.abs().sum(-1) > 0
     src = torch.cat([obs, last, obs.new_tensor([0.0, 1.0]).expand(*lead, 2), own_alive.to(obs.dtype),
                      en_present.to(obs.dtype), last[..., N_BASIC_ACTIONS:].sum(-1, keepdim=True)], -1)
-    return src.index_select(-1, index.to(obs.device)).view(*lead, 1 + m + lay.n_agents - 1, OBS_TOKEN_DIM)
+    return src.index_select(-1, index).view(*lead, 1 + m + lay.n_agents - 1, OBS_TOKEN_DIM)
 
 
 def obs_entities(obs: Tensor, map_name: str, last_actions_onehot: Tensor | None = None) -> Tensor:
@@ -192,7 +199,7 @@ def obs_entities(obs: Tensor, map_name: str, last_actions_onehot: Tensor | None 
         last_actions_onehot = obs.new_zeros(*lead, lay.n_actions)
     _check_width(last_actions_onehot, lay.n_actions, "last-action one-hot", map_name)
     last_actions_onehot = last_actions_onehot.to(obs.dtype)
-    index = _obs_token_index(lay)
+    index = _obs_token_index_on(lay, obs.device)
     if index is not None and lead.numel() * index.numel() <= _GATHER_MAX_ELEMENTS:
         return _obs_entities_gather(obs, lay, last_actions_onehot, index)
     # one output buffer, filled by slices (one pass over memory; this runs on [B, T, n, E, F])
