@@ -185,6 +185,13 @@ class RunDir:
             old.unlink(missing_ok=True)
         return path
 
+    def keep_only_newest_checkpoint(self) -> None:
+        """A finished run needs one checkpoint (to evaluate or continue it); the older ones,
+        kept while it ran in case the newest write was cut off, would cost a sweep of hybrid
+        cells about 1 GB each (the replay buffers are in them)."""
+        for old in self.checkpoints()[:-1]:
+            old.unlink(missing_ok=True)
+
     def load_checkpoint(self, path: str | Path | None = None, map_location="cpu") -> dict | None:
         """The newest readable checkpoint (or ``path``); None when there is none."""
         candidates = [Path(path)] if path else list(reversed(self.checkpoints()))

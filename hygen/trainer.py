@@ -269,6 +269,7 @@ class Trainer:
             if not self.evals or self.evals[-1]["step"] != self.step:
                 self._evaluate(self.phases[-1].name if self.phases else "")
             self._save_checkpoint()
+            self.run_dir.keep_only_newest_checkpoint()
         finally:
             bar.close()
             self.run_dir.writer.flush()

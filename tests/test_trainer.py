@@ -81,6 +81,7 @@ def test_resume_after_kill_continues_from_checkpoint(tmp_path, monkeypatch):
     assert float(second.w) == 30.0  # 20 restored + 10 new updates
     assert len(trainer.buffers["3m"]) <= 40 and trainer.buffers["3m"].episodes_inserted > 20
     assert res["done"] and res["steps"] == 30
+    assert [p.name for p in RunDir(tmp_path).checkpoints()] == ["ckpt_00000030.pt"]  # a finished run keeps one
     assert [e["step"] for e in res["evals"]] == [0, 10, 20, 30]
     assert set(res["final"]["win_rate"]) == {"3m", "4m"}
     assert res["final"]["win_rate_unseen_mean"] == res["final"]["win_rate"]["4m"]
@@ -218,9 +219,10 @@ def test_checkpoint_of_another_learner_is_refused_naming_both(tmp_path, monkeypa
                                               r"OtherLearner"):
         make_trainer(tmp_path, OtherLearner(("3m",)), [Phase("online", 20)]).restore()
     # an unreadable newest checkpoint: the one before is used, with a warning naming the skipped file
-    make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("online", 20)]).run()
+    with pytest.raises(Killed):  # continued to 30 and killed after its checkpoint at step 20
+        make_trainer(tmp_path, FakeLearner(("3m",), die_at=25), [Phase("online", 30)]).run()
     (tmp_path / "checkpoints" / "ckpt_00000020.pt").write_bytes(b"truncated")
-    tr = make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("online", 20)])
+    tr = make_trainer(tmp_path, FakeLearner(("3m",)), [Phase("online", 30)])
     capsys.readouterr()
     assert tr.restore() and tr.step == 10
     err = capsys.readouterr().err
