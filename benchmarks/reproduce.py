@@ -293,7 +293,7 @@ def main() -> int:
     for group, maps in (("source", source), ("unseen", unseen)):
         if maps:
             fig = plots.learning_curves(runs, {f"{group} maps (mean)": maps},
-                                        title=f"{block}, scale {scale}, {len(done_seeds)} seeds",
+                                        title=f"{block}, scale {scale}, {len(done_seeds)} seed{'s' if len(done_seeds) != 1 else ''}",
                                         highlight="HyGen")
             stem = args.table.with_name(f"{args.table.stem}_{group}")
             plots.save(fig, stem)
