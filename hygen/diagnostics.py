@@ -208,15 +208,14 @@ class Diagnostics:
                 stats = value_return_stats(learner.value_estimates(b).cpu(), b.reward[:, :-1].cpu(),
                                            b.mask.cpu(), gamma)
                 out.update({f"{src}_{k}": v for k, v in stats.items()})
+            alive = b.avail_actions[:, :-1, :, 1:].any(-1) & (b.mask > 0)  # [B, T, n] agent-steps
             if src == "offline" and hasattr(learner, "relabelled_skills"):
-                alive = b.avail_actions[:, :-1, :, 1:].any(-1) & (b.mask > 0)
                 labels = learner.relabelled_skills(b).cpu()[alive.cpu()]
                 share = _share(F.one_hot(labels, int(learner.num_skills)).sum(0))
                 out.update(label_share=share.tolist(), labels_used=float((share > 0.05).sum()))
             if src == "online" and b.skills is not None and hasattr(learner, "relabelled_skills"):
                 executed = b.skills[:, :-1, :, 0]
-                alive = b.avail_actions[:, :-1, :, 1:].any(-1) & (b.mask > 0) & (executed >= 0)
-                same = (learner.relabelled_skills(b) == executed)[alive]
+                same = (learner.relabelled_skills(b) == executed)[alive & (executed >= 0)]
                 out["skill_agreement"] = float(same.float().mean()) if len(same) else math.nan
         n, wins, eps = self._online.get(map_name, (0, 0, math.nan))
         out["online_win_rate"] = wins / n if n else math.nan
