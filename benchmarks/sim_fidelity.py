@@ -23,6 +23,7 @@ import torch
 from hygen.envs.scripted import focus_fire_actions
 from hygen.envs.sim_fidelity import (
     KINDS,
+    WHY_UNAVAILABLE,
     compare,
     fidelity_stats,
     load_real,
@@ -91,11 +92,15 @@ def print_replay(replay: dict) -> None:
     print("\nOpen-loop replay of the recorded actions (SC2 / sim); unavail: share of recorded actions "
           "of that kind unavailable in the sim")
     head = " ".join(f"{lab:>13s}" for _, lab in REPLAY_COLS)
-    print(f"{'t':>2s} {head} " + " ".join(f"{'un.' + k:>9s}" for k in KINDS))
+    print("why an attack was unavailable (shares of recorded attacks): attacker dead / target dead / out of "
+          "range in the sim; beyond: median distance past SMAC's range 6 of those out of range")
+    why = " ".join(f"{w:>9s}" for w in ("dead", "tgt dead", "far", "beyond"))
+    print(f"{'t':>2s} {head} " + " ".join(f"{'un.' + k:>9s}" for k in KINDS) + " " + why)
     for t in range(len(r["ally_health"])):
         cells = " ".join(f"{r[k][t]:6.3f}/{s[k][t]:6.3f}" for k, _ in REPLAY_COLS)
         un = " ".join(f"{s['unavail_' + k][t]:9.3f}" for k in KINDS)
-        print(f"{t:2d} {cells} {un}")
+        un += " " + " ".join(f"{s['unavail_attack_' + w][t]:9.3f}" for w in WHY_UNAVAILABLE)
+        print(f"{t:2d} {cells} {un} {s['excess_range'][t]:9.3f}")
 
 
 TF_ROWS = [("damage dealt by allies / step", "enemy_damage_real", "enemy_damage_sim"),

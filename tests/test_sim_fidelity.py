@@ -9,6 +9,7 @@ import torch
 
 from hygen.envs.scripted import focus_fire_actions
 from hygen.envs.sim_fidelity import (
+    WHY_UNAVAILABLE,
     compare,
     fidelity_stats,
     load_real,
@@ -97,6 +98,18 @@ def test_replay_tracks_sc2_until_the_fight(replay):
     assert np.abs(s["ally_health"][:21] - r["ally_health"][:21]).max() < 0.1
 
 
+def test_replay_says_why_attacks_are_unavailable(replay):
+    """The reasons partition the unavailable recorded attacks, and by default, until the first
+    unit dies in the sim (step 9), every one of them is out of range, by a median of 0.2-0.5
+    beyond SMAC's 6 (positions that drifted, not deaths, decide the gap)."""
+    s = replay["sim"]
+    parts = sum(np.nan_to_num(s[f"unavail_attack_{w}"]) for w in WHY_UNAVAILABLE)
+    np.testing.assert_allclose(parts, np.nan_to_num(s["unavail_attack"]), atol=1e-9)
+    assert np.array_equal(s["unavail_attack_out_of_range"][7:10], s["unavail_attack"][7:10])
+    assert 0.4 < s["unavail_attack"][7] and 0.2 <= s["excess_range"][7:10].min() <= s["excess_range"][7:10].max() <= 0.5
+    assert s["unavail_attack_attacker_dead"][10:13].max() > 0.05  # then allies die earlier than in SC2
+
+
 @pytest.mark.xfail(strict=True, reason="issue 14's replay targets are not reached yet: by default the allies' "
                                        "step-0 collision leaves them 0.2 ahead; collisions=True (off by default) "
                                        "meets the distance target only (docs/simulator.md)")
@@ -118,6 +131,7 @@ def test_instruments_reproduce_the_sims_own_episodes_exactly():
         np.testing.assert_allclose(rep["sim"][k], rep["real"][k], atol=1e-4, err_msg=k)
     for kind in ("move", "attack", "stop"):
         assert np.nan_to_num(rep["sim"][f"unavail_{kind}"]).max() == 0, kind
+    assert np.isnan(rep["sim"]["excess_range"]).all()
     tf = teacher_forced(own, "3m", seed=5)
     for side in ("enemy", "ally"):
         assert abs(tf[f"{side}_damage_sim"] - tf[f"{side}_damage_real"]) < 1e-3, side

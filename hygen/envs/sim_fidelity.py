@@ -16,7 +16,7 @@ import torch
 
 from hygen.envs.maps import MapSpec, get_map
 from hygen.envs.sim import N_NO_ATTACK, SimEnv
-from hygen.envs.sim_units import GEOMETRY, LOOPS_PER_STEP, UNITS
+from hygen.envs.sim_units import GEOMETRY, LOOPS_PER_STEP, SHOOT_RANGE, UNITS
 
 # (name, pinned by the real data?, unit). Pinned rows are game mechanics the sim must
 # match within 5 %; the others depend on the behaviour policy and are reported only.
@@ -263,6 +263,26 @@ def _match_enemies(env: SimEnv, real_xy0: np.ndarray) -> None:
     env._f[:, :, n:] = f.gather(2, d.argmin(-1)[:, None].expand(-1, f.shape[1], -1))
 
 
+# Why a recorded attack order is unavailable in the sim (SMAC: the attacker lives, its target
+# lives and stands within the shooting range, centre to centre).
+WHY_UNAVAILABLE = ("attacker_dead", "target_dead", "out_of_range")
+
+
+def _why_unavailable(env: SimEnv, actions: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, float]:
+    """Counts of the unavailable recorded attacks ``bad`` [E, n] by ``WHY_UNAVAILABLE``, and
+    the median distance beyond SMAC's shooting range of those out of range (NaN if none)."""
+    n = env.n_agents
+    alive = (env.health > 0).cpu().numpy()
+    tgt = n + np.clip(actions - N_NO_ATTACK, 0, env.n_enemies - 1)  # unit index of the target
+    xy = env.pos.cpu().numpy()
+    dist = np.linalg.norm(np.take_along_axis(xy, tgt[..., None], 1) - xy[:, :n], axis=-1)
+    dead_a = bad & ~alive[:, :n]
+    dead_t = bad & alive[:, :n] & ~np.take_along_axis(alive, tgt, 1)
+    far = bad & ~dead_a & ~dead_t
+    excess = float(np.median(dist[far] - SHOOT_RANGE)) if far.any() else float("nan")
+    return np.array([dead_a.sum(), dead_t.sum(), far.sum()]), excess
+
+
 def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", steps: int = 31,
                      seed: int = 0, **env_kwargs) -> dict[str, dict[str, np.ndarray]]:
     """Replay every real episode's recorded actions open-loop in the sim (one env each).
@@ -272,7 +292,11 @@ def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", st
     arrays: mean health fraction and living units per side (an ended episode keeps its final
     state), nearest living ally-enemy distance and mean x, y (map units) of living units per
     side (episodes still running on that side), and ``unavail_<kind>``: the share of recorded
-    actions of each kind (noop, stop, move, attack) unavailable in the sim (sim only).
+    actions of each kind (noop, stop, move, attack) unavailable in the sim (sim only), and
+    why a recorded attack was: ``unavail_attack_<reason>`` for ``WHY_UNAVAILABLE`` (the
+    attacker is dead in the sim, its target is, or the target stands beyond SMAC's shooting
+    range), shares of all recorded attacks that sum to ``unavail_attack``; and
+    ``excess_range``: the median distance beyond the range of those out of range.
     """
     spec = get_map(spec) if isinstance(spec, str) else spec
     n = spec.n_agents
@@ -291,6 +315,9 @@ def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", st
     ended = torch.zeros(B, dtype=torch.bool)
     unavail = np.zeros((len(KINDS), steps))
     counted = np.zeros((len(KINDS), steps))
+    why = np.zeros((len(WHY_UNAVAILABLE), steps))
+    excess = np.full(steps, np.nan)
+    attack0 = KINDS.index("attack")
     for t in range(steps - 1):
         avail = env.get_avail_actions()
         a = torch.as_tensor(act[:, t])
@@ -303,6 +330,7 @@ def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", st
             sel = both.numpy()[:, None] & (kind == k)
             counted[k, t] = sel.sum()
             unavail[k, t] = (sel & ~ok.numpy()).sum()
+        why[:, t], excess[t] = _why_unavailable(env, act[:, t], both.numpy()[:, None] & (kind == attack0) & ~ok.numpy())
         out = env.step(a)
         env.t.zero_()  # the data decides when episodes end; the sim only stops on its own battle end
         states.append(torch.where(ended[:, None], states[-1], out.state))
@@ -317,6 +345,9 @@ def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", st
         for k, name in enumerate(KINDS):
             res_sim[f"unavail_{name}"] = np.where(counted[k] > 0, unavail[k] / np.maximum(counted[k], 1), np.nan)
             res_sim[f"count_{name}"] = counted[k]
+        for r, name in enumerate(WHY_UNAVAILABLE):
+            res_sim[f"unavail_attack_{name}"] = np.where(counted[attack0] > 0, why[r] / np.maximum(counted[attack0], 1), np.nan)
+    res_sim["excess_range"] = excess
     return {"real": res_real, "sim": res_sim}
 
 
