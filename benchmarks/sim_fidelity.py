@@ -124,6 +124,7 @@ def print_teacher_forced(tf: dict) -> None:
     print(f"{'real deaths the sim reproduces':36s} {tf['deaths_same']:.3f}")
     print(f"{'displacement error (map units)':36s} " + ", ".join(
         f"{k}: {tf['move_err_' + k]:.4f}" for k in ("move", "attack", "stop", "enemy")))
+    print(f"{'round a unit in front: same side':36s} {tf['sidestep_same_side']:.3f} of {tf['sidestep_count']}")
 
 
 def plot_replay(replay: dict, path: Path) -> None:

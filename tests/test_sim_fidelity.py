@@ -144,20 +144,22 @@ def replay_collisions(real_data):
 
 
 def test_collisions_replay_close_to_sc2(replay, replay_collisions):
-    """With units steering around each other and the unit created first waiting for the other
-    to pass (SimEnv(collisions=True), mechanics 5 and 6) the allies' step-0 collision no longer
-    leaves them ahead: open loop, all three allies live to step 11 as in SC2 (2.19 without), the
-    enemy health stays within 0.07 of SC2's up to step 20 (0.32 without), the ally health within
-    0.07 (0.1 without), the nearest ally-enemy distance within 0.2 at steps 6-10 (issue 14's
-    target) and recorded attacks unavailable at steps 7-12 below 0.2 (0.43-0.69 without)."""
+    """With units steering around each other, the unit created first waiting for the other to
+    pass and a unit blocked by a stopped one going round it at full speed on the free side
+    (SimEnv(collisions=True), mechanics 5-7) the allies' step-0 collision no longer leaves them
+    ahead: open loop, all three allies live to step 11 as in SC2 (2.19 without), the ally health
+    stays within 0.05 of SC2's up to step 20 (issue 14's target; 0.045, 0.061 before mechanic 7,
+    0.1 without collisions), the enemy health within 0.065 (0.32 without), the nearest
+    ally-enemy distance within 0.2 at steps 6-10 (issue 14's target) and recorded attacks
+    unavailable at steps 7-12 below 0.1 (0.074; 0.158 before mechanic 7, 0.43-0.69 without)."""
     r, c, plain = replay["real"], replay_collisions["sim"], replay["sim"]
     assert np.abs(c["ally_alive"][:12] - r["ally_alive"][:12]).max() <= 0.05
     assert np.abs(plain["ally_alive"][:12] - r["ally_alive"][:12]).max() > 0.5
-    assert np.abs(c["enemy_health"][:21] - r["enemy_health"][:21]).max() <= 0.075
+    assert np.abs(c["enemy_health"][:21] - r["enemy_health"][:21]).max() <= 0.065
     assert np.abs(plain["enemy_health"][:21] - r["enemy_health"][:21]).max() > 0.2
     assert np.abs(c["nearest_distance"][6:11] - r["nearest_distance"][6:11]).max() <= 0.2
-    assert np.nanmax(c["unavail_attack"][7:13]) < 0.2
-    assert np.abs(c["ally_health"][:21] - r["ally_health"][:21]).max() <= 0.07
+    assert np.nanmax(c["unavail_attack"][7:13]) < 0.1
+    assert np.abs(c["ally_health"][:21] - r["ally_health"][:21]).max() <= 0.05
 
 
 def test_collisions_one_step_movement(real_data, one_step):
@@ -165,5 +167,8 @@ def test_collisions_one_step_movement(real_data, one_step):
     with collisions (0.013 map units against 0.063) and the damage stays within 5 %."""
     tf = teacher_forced(real_data, "3m", collisions=True)
     assert tf["move_err_move"] <= 0.02 < one_step["move_err_move"]
+    # units that went round one of their side standing in front: the sim sends 0.866 of them
+    # round the same side (0.828 before mechanic 7, 0.804 without collisions; 4 454 cases)
+    assert tf["sidestep_count"] > 4000 and tf["sidestep_same_side"] >= 0.85 > one_step["sidestep_same_side"]
     for side in ("enemy", "ally"):
         assert abs(tf[f"{side}_damage_sim"] - tf[f"{side}_damage_real"]) <= 0.05 * tf[f"{side}_damage_real"], side

@@ -56,6 +56,11 @@ SEPARATION = 0.9  # units are pushed apart below this fraction of their radii su
 # (symmetric formations, units on one line) stay ties; the real 3m data's smallest offsets that
 # behave as "away from the other's side" are 0.01 (docs/simulator.md, mechanic 5).
 HEAD_ON_TOL = 1e-3
+# A unit blocked by one that does not walk into it steps to the side away from the other units
+# of its side within this many radii sums (about what a sidestep of one chunk can run into; the
+# 3m data's enemies fit the same for 2 and for all units of the side, the allies' step 0 only
+# for a neighbourhood: docs/simulator.md, mechanic 7)
+CROWD_RANGE = 2.0
 
 
 class InvalidActionError(ValueError):
@@ -185,6 +190,11 @@ class SimEnv:
         self._ids_f = torch.arange(U, dtype=torch.float32, device=dev)
         self._half, self._one = torch.tensor(0.5, device=dev), torch.tensor(1.0, device=dev)
         self._neg_head_on_tol = torch.tensor(-HEAD_ON_TOL, device=dev)
+        self._head_on_tol = torch.tensor(HEAD_ON_TOL, device=dev)
+        # [i, j]: how near another unit of i's side must stand to count for the side i steps to
+        # when blocked (mechanic 7); -1 for foes and i itself (never near)
+        friend = (self.is_enemy[:, None] == self.is_enemy[None, :]).fill_diagonal_(False)
+        self._crowd_range = torch.where(friend, CROWD_RANGE * rsum, -1.0)
         # 0-dim tensors for the hot comparisons: a Python number costs a scalar-to-tensor copy per op
         self._zero, self._big = torch.tensor(0.0, device=dev), torch.tensor(_BIG, device=dev)
         self._sight, self._dt = torch.tensor(SIGHT_RANGE, device=dev), torch.tensor(self.dt, device=dev)
@@ -603,6 +613,9 @@ class SimEnv:
         by what it takes to pass, away from the side the other stands on (to its right when
         exactly head-on), half of it each when both walk into each other, and spends the rest
         of its stride going forward. Evidence: the real 3m data (docs/simulator.md, mechanic 5).
+        A unit blocked by one that is not walking into it (a unit in front that has stopped)
+        goes round on the side away from the rest of its side, at its full speed, while its
+        forward walk keeps the stride it planned (mechanic 7).
         """
         u = self._pk_u
         v = u * stride.unsqueeze(1)  # planned displacement
@@ -633,10 +646,26 @@ class SimEnv:
         bx, by, bux, buy, b_stride, b_created, b_jb, b_sep_half, b_side = b.unbind(1)
         lat_b = torch.addcmul(ux * (by - pk[:, 1]), uy, bx - pk[:, 0], value=-1.0)  # > 0: it stands on i's left
         mutual = (b_jb == self._ids_f) & (b_stride > self._zero)
-        # (sep_ij - |lat|) x (1 - mutual / 2): half the sidestep each when both walk into each other
-        need = torch.add(b_sep_half, sep_half).sub_(lat_b.abs()).mul_(torch.where(mutual, self._half, self._one))
-        lateral = torch.minimum(need, stride).mul_(blocked)
-        forward = torch.addcmul(stride * stride, lateral, lateral, value=-1.0).clamp_(min=0).sqrt_()
+        # The side to pass on (> 0: left, along (-u_y, u_x)). Walking into each other: away from
+        # the other, on the right when head-on within HEAD_ON_TOL (mechanic 5: an exact tie must not
+        # fall by float rounding). Otherwise away from the other living units of i's side within
+        # CROWD_RANGE (mechanic 7): crowd_i = sum_j near_ij (u_i x rel_ij), > 0: they stand on i's left.
+        away = torch.where(lat_b < self._neg_head_on_tol, self._one, -self._one)
+        rx, ry = rel.unbind(1)
+        lat_all = torch.addcmul(ux.unsqueeze(2) * ry, uy.unsqueeze(2), rx, value=-1.0)  # > 0: j on i's left
+        crowd = lat_all.mul_(d_live < self._crowd_range).sum(2)  # d_live >= BIG for the dead
+        free = torch.where(crowd > self._head_on_tol, -self._one, torch.where(crowd < self._neg_head_on_tol, self._one, away))
+        sign = torch.where(mutual, away, free)
+        # how far to step aside: sep_ij - |lat| away from the other, sep_ij + |lat| past its side;
+        # half of it each when both walk into each other
+        reach_side = torch.where(sign == away, -lat_b.abs(), lat_b.abs())
+        need = torch.add(b_sep_half, sep_half).add_(reach_side).mul_(torch.where(mutual, self._half, self._one))
+        # i walks at its full speed: the sidestep is not bounded by the stride it planned to
+        # stop at (where it would acquire or reach its target), the forward walk is
+        budget = self.max_stride * (stride > self._zero)
+        lateral = torch.minimum(need, budget).mul_(blocked)
+        forward = torch.addcmul(budget * budget, lateral, lateral, value=-1.0).clamp_(min=0).sqrt_()
+        forward = torch.minimum(forward, stride)
         # Two units of one side walking into each other both step aside, and the one created
         # first waits until the other has come abreast (the real data: docs/simulator.md,
         # mechanic 6): i remembers whom it waits for (until the end of the step) and, each chunk,
@@ -652,9 +681,7 @@ class SimEnv:
         lead = (axis * (w[:, :2] - self._pk_xy)).sum(1).mul_(uu_w < self._zero).clamp_(min=0)
         closing = w[:, 4].mul(uu_w).clamp_(max=-1e-6)  # minus j's approach this chunk
         forward.mul_(lead.div_(closing).add_(1.0).clamp_(min=0))
-        # > 0: to i's left, along (-u_y, u_x). Head-on within HEAD_ON_TOL counts as exactly head-on
-        # (pass on the right): which side an exact tie falls on must not depend on float rounding
-        side = torch.where(lat_b < self._neg_head_on_tol, lateral, -lateral)
+        side = lateral * sign
         mx, my = self._moved_xy
         torch.addcmul(ux * forward, uy, side, value=-1.0, out=mx)
         torch.addcmul(uy * forward, ux, side, out=my)

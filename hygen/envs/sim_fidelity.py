@@ -374,6 +374,30 @@ def _hp_loss(hp0: np.ndarray, hp1: np.ndarray, hp_max: np.ndarray) -> np.ndarray
     return np.clip(hp0 - hp1, 0, None) * hp_max
 
 
+def _sidestep_side(xyp: np.ndarray, xy0: np.ndarray, xy1r: np.ndarray, xy1s: np.ndarray,
+                   alive: np.ndarray, n: int) -> tuple[float, int]:
+    """Of the units (rows of [N, U, 2] positions at t-1, t and t+1 real / sim) that went round
+    a unit of their own side in front of them (within 0.9, ahead along the way they walked in
+    the previous step; a move of more than 0.3 across the line to it), the share the sim moved
+    to the same side."""
+    vr, vs, vp = xy1r - xy0, xy1s - xy0, xy0 - xyp  # [N, U, 2]
+    rel = xy0[:, None, :, :] - xy0[:, :, None, :]  # [N, i, j, 2]: from i to j
+    dist = np.linalg.norm(rel, axis=-1)
+    side = np.arange(xy0.shape[1]) >= n
+    friend = (side[:, None] == side[None, :]) & ~np.eye(len(side), dtype=bool)
+    speed = np.linalg.norm(vp, axis=-1)
+    ahead = (rel * vp[:, :, None, :]).sum(-1) > 0.7 * dist * speed[:, :, None]
+    cand = friend & ahead & (dist < 0.9) & (dist > 0) & alive[:, :, None] & alive[:, None, :]
+    cand &= dist == np.where(cand, dist, np.inf).min(-1, keepdims=True)  # the nearest such unit
+    perp = np.stack([-rel[..., 1], rel[..., 0]], -1) / np.maximum(dist, 1e-9)[..., None]
+    lat_r = (vr[:, :, None, :] * perp).sum(-1)
+    lat_s = (vs[:, :, None, :] * perp).sum(-1)
+    sel = cand & (np.abs(lat_r) > 0.3)
+    if not sel.any():
+        return float("nan"), 0
+    return float((np.sign(lat_s[sel]) == np.sign(lat_r[sel])).mean()), int(sel.sum())
+
+
 def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed: int = 0,
                    **env_kwargs) -> dict[str, float]:
     """One-step prediction: the sim is set to every recorded s_t (see ``_impose``), steps once
@@ -389,7 +413,10 @@ def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed
     ``move_err_enemy``; ``deaths_real/sim`` per step and ``deaths_same``: share of real
     deaths the sim reproduces on the same unit; ``ally_shots_real/sim``: shots per living
     ally per step (from the cooldown reset); ``enemy_focus_real/sim``: of the steps in which
-    the enemies land 2+ hits while every ally lives, the share with all hits on one ally.
+    the enemies land 2+ hits while every ally lives, the share with all hits on one ally;
+    ``sidestep_same_side``: of the units that in SC2 went round a unit of their own side
+    standing in front of them (within 0.9, stepping more than 0.3 across the line to it), the
+    share the sim sends round the same side (``sidestep_count`` of them).
     """
     spec = get_map(spec) if isinstance(spec, str) else spec
     n = spec.n_agents
@@ -452,6 +479,8 @@ def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed
     disp_r = np.linalg.norm(xy1r - xy0, axis=-1)[:, n:][both_alive[:, n:]]
     disp_s = np.linalg.norm(xy1s - xy0, axis=-1)[:, n:][both_alive[:, n:]]
     out["enemy_move_real"], out["enemy_move_sim"] = float(disp_r.mean()), float(disp_s.mean())
+    xyp = np.concatenate([u.xy[:, :1], u.xy[:, :-2]], 1)[valid]  # s_{t-1} (s_0 at t = 0: no heading)
+    out["sidestep_same_side"], out["sidestep_count"] = _sidestep_side(xyp, xy0, xy1r, xy1s, both_alive, n)
     cd0, cd1r, cd1s = u.cd[:, :-1][valid], u.cd[:, 1:][valid], np.stack(sim_cd, 1)[valid]
     live_a = alive0[:, :n] & (hp1r[:, :n] > 0)
     shot_r = cd1r > np.maximum(cd0 - LOOPS_PER_STEP, 0) + 0.05
