@@ -284,6 +284,12 @@ def main() -> int:
                 "the value-return correlation and Q_tot against the return on held-out offline episodes, the "
                 "online (exploring) against the greedy win rate, the skills greedy play picks and how many forced "
                 "skills play differently:"), "", diag, ""]
+    moves = rp.last_change_to_markdown(groups, block, args.methods, source, unseen)
+    if moves:
+        md += [("How far the final win rates moved since the evaluation before (points, over runs x maps; a "
+                "diagnostic added on 2026-11-30 in session 10, after seeds 0 and 1 had been seen: it decides "
+                "nothing): the mean |change| and the share of run x map pairs that changed by 50 points or more."),
+               "", moves, ""]
     md += [(f"`{UNTRAINED}` is the first evaluation of the `{args.methods[0]}` runs, before any update "
             "(every method starts from the same networks for a given seed)."), ""]
     figures = []

@@ -502,6 +502,40 @@ def diagnostics_to_markdown(groups: Mapping[tuple[str, str], RunGroup], block: s
     return "\n".join(lines)
 
 
+def last_change(group: RunGroup, maps: Sequence[str], flip: float = 50.0) -> dict[str, float] | None:
+    """How much the final win rates move between a run's last two evaluations, over runs x
+    ``maps``: ``mean`` |change| and ``flips``, the share of run x map pairs that changed by
+    ``flip`` points or more (win rates in %). None if a run has fewer than two evaluations.
+
+    A final number that swings by tens of points from one evaluation to the next is a
+    knife-edge policy: comparing methods by it needs many seeds."""
+    changes = []
+    for r in group.runs:
+        evals = r.get("evals") or []
+        if len(evals) < 2:
+            return None
+        prev, last = evals[-2].get("win_rate") or {}, evals[-1].get("win_rate") or {}
+        changes += [100 * abs(last[m] - prev[m]) for m in maps if m in last and m in prev]
+    if not changes:
+        return None
+    return {"mean": sum(changes) / len(changes), "flips": sum(c >= flip for c in changes) / len(changes)}
+
+
+def last_change_to_markdown(groups: Mapping[tuple[str, str], RunGroup], block: str, labels: Sequence[str],
+                            source: Sequence[str], unseen: Sequence[str]) -> str:
+    """Per method, ``last_change`` on the source and on the unseen maps; "" if none."""
+    cells = {lab: [last_change(groups[(block, lab)], maps) for maps in (source, unseen)]
+             for lab in labels if (block, lab) in groups}
+    if not any(c for row in cells.values() for c in row):
+        return ""
+    lines = ["| method | source: mean change | source: flips >= 50 | unseen: mean change | unseen: flips >= 50 |",
+             "|---|---:|---:|---:|---:|"]
+    for lab, row in cells.items():
+        lines.append(f"| {lab} | " + " | ".join("- | -" if c is None else f"{c['mean']:.1f} | {100 * c['flips']:.0f} %"
+                                                for c in row) + " |")
+    return "\n".join(lines)
+
+
 def marl_eval_json(groups: Mapping[tuple[str, str], RunGroup], env_name: str = "hygen_smac") -> dict:
     """marl-eval's raw-data layout: env -> task (map) -> algorithm -> run_k -> step_i
     {step_count, win_rate: [..], return_mean: [..]} plus absolute_metrics (the final evaluation).

@@ -238,3 +238,20 @@ def test_reproduce_decides_each_claim_of_the_paper():
     ratio = next(c for c in reproduce.decide_claims(summary, {}) if "ratio" in c["claim"])
     assert ratio["verdict"] == "refuted" and ratio["standing"]["fixed ratio 50%"]["unseen"] == "below"
     assert any(line.startswith("- **refuted**") for line in reproduce.claim_paragraphs([ratio]))
+
+
+def test_last_change_measures_how_far_final_win_rates_move():
+    """Two seeds x two maps, checked by hand: changes |0.75-0.25| = 50, |0-0| = 0 (seed 0) and
+    |0.1-0.3| = 20, |1-0| = 100 points (seed 1): mean 42.5, two of four pairs moved >= 50."""
+    from hygen.report import RunGroup, last_change
+
+    def run(seed, prev, last):
+        return {"seed": seed, "evals": [{"win_rate": prev}, {"win_rate": last}]}
+
+    g = RunGroup("m", "b", runs=[run(0, {"a": 0.25, "b": 0.0}, {"a": 0.75, "b": 0.0}),
+                                 run(1, {"a": 0.3, "b": 0.0}, {"a": 0.1, "b": 1.0})])
+    out = last_change(g, ["a", "b"])
+    assert out["mean"] == pytest.approx(42.5) and out["flips"] == pytest.approx(0.5)
+    assert last_change(g, ["a"])["mean"] == pytest.approx(35.0)
+    g.runs[0]["evals"] = g.runs[0]["evals"][:1]
+    assert last_change(g, ["a"]) is None  # one evaluation: nothing to compare
