@@ -30,6 +30,7 @@ from hygen.envs.sim_fidelity import (
     record_sim,
     replay_open_loop,
     teacher_forced,
+    unavailable_floor,
 )
 
 DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -67,6 +68,7 @@ def main() -> int:
           f"({time.perf_counter() - t0:.1f} s)")
 
     replay = replay_open_loop(data, "3m", steps=args.steps, seed=args.seed, **env_kw)
+    replay["sim"]["unavail_attack_floor"] = unavailable_floor(data, "3m", steps=args.steps)
     print_replay(replay)
     tf = teacher_forced(data, "3m", seed=args.seed, **env_kw)
     print_teacher_forced(tf)
@@ -94,13 +96,16 @@ def print_replay(replay: dict) -> None:
     head = " ".join(f"{lab:>13s}" for _, lab in REPLAY_COLS)
     print("why an attack was unavailable (shares of recorded attacks): attacker dead / target dead / out of "
           "range in the sim; beyond: median distance past SMAC's range 6 of those out of range")
-    why = " ".join(f"{w:>9s}" for w in ("dead", "tgt dead", "far", "beyond"))
+    print("floor: the share SC2's own runs of the same recorded actions put out of range "
+          "(sim_fidelity.unavailable_floor; no deterministic simulator can go below it)")
+    why = " ".join(f"{w:>9s}" for w in ("dead", "tgt dead", "far", "beyond", "floor"))
     print(f"{'t':>2s} {head} " + " ".join(f"{'un.' + k:>9s}" for k in KINDS) + " " + why)
     for t in range(len(r["ally_health"])):
         cells = " ".join(f"{r[k][t]:6.3f}/{s[k][t]:6.3f}" for k, _ in REPLAY_COLS)
         un = " ".join(f"{s['unavail_' + k][t]:9.3f}" for k in KINDS)
         un += " " + " ".join(f"{s['unavail_attack_' + w][t]:9.3f}" for w in WHY_UNAVAILABLE)
-        print(f"{t:2d} {cells} {un} {s['excess_range'][t]:9.3f}")
+        floor = s.get("unavail_attack_floor", [float("nan")] * (t + 1))[t]
+        print(f"{t:2d} {cells} {un} {s['excess_range'][t]:9.3f} {floor:9.3f}")
 
 
 TF_ROWS = [("damage dealt by allies / step", "enemy_damage_real", "enemy_damage_sim"),

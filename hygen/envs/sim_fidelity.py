@@ -253,6 +253,44 @@ def _per_step(units: _Units, running: np.ndarray, n: int) -> dict[str, np.ndarra
     return out
 
 
+def unavailable_floor(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", steps: int = 13) -> np.ndarray:
+    """SC2's own floor for the open-loop "recorded attacks unavailable" share, per step [steps].
+
+    Episodes with the same recorded actions up to step t are the same experiment in SC2, yet
+    they end up in different positions (SC2 resolves collisions differently from run to run).
+    A deterministic simulator can produce only one outcome per action history; the best single
+    outcome is about the group's medoid (the episode nearest to the others in position). The
+    share of the group's recorded attack orders whose target stands beyond SMAC's range in the
+    medoid's positions is what even that simulator would count as unavailable. Histories seen
+    once are skipped; NaN where no group has two episodes.
+    """
+    spec = get_map(spec) if isinstance(spec, str) else spec
+    n = spec.n_agents
+    fil = real["filled"].astype(bool)
+    lengths = fil.sum(1) - 1
+    u = _Units(_hold_final(real["state"], lengths), spec)
+    act = real["actions"]
+    out = np.full(steps, np.nan)
+    for t in range(min(steps, act.shape[1])):
+        groups: dict[bytes, list[int]] = {}
+        for b in np.nonzero(lengths > t)[0]:
+            groups.setdefault(act[b, :t].tobytes(), []).append(int(b))
+        far = total = 0
+        for g in (g for g in groups.values() if len(g) > 1):
+            xy = u.xy[g, t]  # [k, U, 2]
+            spread = np.linalg.norm((xy[:, None] - xy[None, :]).reshape(len(g), len(g), -1), axis=-1)
+            med = xy[spread.sum(1).argmin()]
+            a = act[g, t]  # [k, n]
+            attack = (a >= N_NO_ATTACK) & u.alive[g, t, :n]
+            target = n + np.clip(a - N_NO_ATTACK, 0, spec.n_enemies - 1)
+            dist = np.linalg.norm(med[target] - med[None, :n], axis=-1)  # [k, n]
+            total += int(attack.sum())
+            far += int((attack & (dist > SHOOT_RANGE)).sum())
+        if total:
+            out[t] = far / total
+    return out
+
+
 def _match_enemies(env: SimEnv, real_xy0: np.ndarray) -> None:
     """Reorder the sim's fresh enemies so that enemy j stands where the data's enemy j started
     (SMAC's enemy ids are unordered; the start positions agree to 1e-4)."""
