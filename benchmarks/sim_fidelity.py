@@ -46,6 +46,9 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
     p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
     p.add_argument("--collisions", action="store_true", help="simulate with SimEnv(collisions=True) (units steer around each other)")
+    p.add_argument("--execute-out-of-range", action="store_true",
+                   help="open loop: carry out recorded attack orders on living targets beyond SMAC's range in the "
+                        "sim (the unit walks into range, as in SC2) instead of replacing them by stop")
     p.add_argument("--substeps", type=int, default=None, help="SimEnv substeps (game-loop chunks per step; default: the env's)")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -67,7 +70,8 @@ def main() -> int:
     print(f"{sum(r['pinned'] for r in rows) - len(bad)}/{sum(r['pinned'] for r in rows)} pinned rows within 5 % "
           f"({time.perf_counter() - t0:.1f} s)")
 
-    replay = replay_open_loop(data, "3m", steps=args.steps, seed=args.seed, **env_kw)
+    replay = replay_open_loop(data, "3m", steps=args.steps, seed=args.seed,
+                              execute_out_of_range=args.execute_out_of_range, **env_kw)
     replay["sim"]["unavail_attack_floor"] = unavailable_floor(data, "3m", steps=args.steps)
     print_replay(replay)
     tf = teacher_forced(data, "3m", seed=args.seed, **env_kw)

@@ -173,6 +173,21 @@ def test_collisions_replay_close_to_sc2(replay, replay_collisions):
     assert np.abs(c["ally_health"][:21] - r["ally_health"][:21]).max() <= 0.05
 
 
+def test_collisions_replay_executing_the_recorded_orders(real_data):
+    """Replacing a recorded attack that is out of range in the sim by stop compounds: the unit
+    stands where SC2's walked into range. Carrying the order out instead (the unit walks into
+    range, as SC2 does), with collisions the open loop meets issue 14's enemy health target
+    (within 0.05 of SC2 up to step 20; 0.043, 0.061 with stops) and the attacks recorded out
+    of range in the sim fall under 3 % at steps 8-12 (0.002-0.028; 0.046-0.074 with stops).
+    Steps 6 and 7 stay above: SC2's own floor is 25 % and 6 % there."""
+    rep = replay_open_loop(real_data, "3m", steps=21, collisions=True, execute_out_of_range=True)
+    r, c = rep["real"], rep["sim"]
+    assert np.abs(c["enemy_health"][:21] - r["enemy_health"][:21]).max() <= 0.05
+    assert np.nanmax(c["unavail_attack"][8:13]) < 0.03
+    assert np.abs(c["ally_health"][:21] - r["ally_health"][:21]).max() <= 0.07
+    assert np.abs(c["nearest_distance"][6:11] - r["nearest_distance"][6:11]).max() <= 0.2
+
+
 def test_collisions_one_step_movement(real_data, one_step):
     """Teacher-forced, the allies' displacement under move orders is four times closer to SC2's
     with collisions (0.013 map units against 0.063) and the damage stays within 5 %."""

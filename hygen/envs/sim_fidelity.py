@@ -322,11 +322,16 @@ def _why_unavailable(env: SimEnv, actions: np.ndarray, bad: np.ndarray) -> tuple
 
 
 def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", steps: int = 31,
-                     seed: int = 0, **env_kwargs) -> dict[str, dict[str, np.ndarray]]:
+                     seed: int = 0, execute_out_of_range: bool = False,
+                     **env_kwargs) -> dict[str, dict[str, np.ndarray]]:
     """Replay every real episode's recorded actions open-loop in the sim (one env each).
 
     A recorded action the sim does not allow is replaced by stop (no-op for a unit dead in
-    the sim) and counted. Returns ``{"real": stats, "sim": stats}``, each a dict of [steps]
+    the sim) and counted (issue 14's protocol). With ``execute_out_of_range`` a recorded attack
+    whose attacker and target both live in the sim is carried out even where the target
+    stands beyond SMAC's range there: the unit walks into weapon range and fires, as SC2 does
+    with an attack order. It is still counted as unavailable; the trajectory then follows the
+    recorded orders instead of the substituted stops. Returns ``{"real": stats, "sim": stats}``, each a dict of [steps]
     arrays: mean health fraction and living units per side (an ended episode keeps its final
     state), nearest living ally-enemy distance and mean x, y (map units) of living units per
     side (episodes still running on that side), and ``unavail_<kind>``: the share of recorded
@@ -361,7 +366,12 @@ def replay_open_loop(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", st
         a = torch.as_tensor(act[:, t])
         ok = avail.gather(2, a[..., None]).squeeze(-1)
         live_a = avail[..., 1]  # stop is available iff the agent lives
-        a = torch.where(ok, a, live_a.long())  # stop, or no-op for the dead
+        run_it = ok
+        if execute_out_of_range:  # an attack order on a living target, however far
+            alive = env.health > 0
+            target_alive = alive[:, n:].gather(1, (a - N_NO_ATTACK).clamp(0, env.n_enemies - 1))
+            run_it = ok | ((a >= N_NO_ATTACK) & alive[:, :n] & target_alive)
+        a = torch.where(run_it, a, live_a.long())  # stop, or no-op for the dead
         both = torch.as_tensor(t < lengths) & ~ended  # a transition recorded on both sides
         kind = _action_kind(act[:, t])
         for k in range(len(KINDS)):
