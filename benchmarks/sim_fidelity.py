@@ -46,6 +46,8 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
     p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
     p.add_argument("--collisions", action="store_true", help="simulate with SimEnv(collisions=True) (units steer around each other)")
+    p.add_argument("--sticky-retaliation", action="store_true",
+                   help="simulate with SimEnv(sticky_retaliation=True) (an AI unit keeps an attacker it fights)")
     p.add_argument("--execute-out-of-range", action="store_true",
                    help="open loop: carry out recorded attack orders on living targets beyond SMAC's range in the "
                         "sim (the unit walks into range, as in SC2) instead of replacing them by stop")
@@ -56,7 +58,7 @@ def main() -> int:
     data = load_real(args.data)
     real = fidelity_stats(data, "3m")
     g = torch.Generator().manual_seed(args.seed)
-    env_kw = {"collisions": args.collisions}
+    env_kw = {"collisions": args.collisions, "sticky_retaliation": args.sticky_retaliation}
     if args.substeps is not None:
         env_kw["substeps"] = args.substeps
     sim_eps = record_sim("3m", lambda env: focus_fire_actions(env, args.epsilon, g), args.episodes, args.seed, **env_kw)

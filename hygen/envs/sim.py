@@ -113,7 +113,11 @@ class SimEnv:
         collisions: units steer around each other instead of walking through (SC2's hard
             bodies) and the unit created first waits when two of a side meet head-on: closer
             to SC2 over whole trajectories but about 40 % slower, so off by default to keep
-            the speed target (docs/simulator.md, mechanics 5 and 6).
+            the speed target (docs/simulator.md, mechanics 5-7).
+        sticky_retaliation: a built-in AI unit that fights one of its attackers keeps it
+            instead of turning to the nearest attacker (docs/simulator.md, mechanic 8); off by
+            default, like ``collisions``, because the datasets and sweeps of the current game
+            were made without it.
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
@@ -122,7 +126,8 @@ class SimEnv:
 
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
-                 ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False):
+                 ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False,
+                 sticky_retaliation: bool = False):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -141,6 +146,7 @@ class SimEnv:
             warnings.warn("mirror_spawn='mirror' with collisions=True is not a symmetric start (units pass on "
                           "their right, a mirror makes that the left); use mirror_spawn='rotate'", stacklevel=2)
         self.collisions = collisions
+        self.sticky_retaliation = sticky_retaliation
         self.env_info = self.map.env_info
         self.n_agents, self.n_enemies = self.map.n_agents, self.map.n_enemies
         self.n_actions = self.map.n_actions
@@ -529,6 +535,8 @@ class SimEnv:
         has_att = att_gap <= self._zero
         engaged_tgt = torch.where(tgt_gap <= self._zero, tgt, torch.where(nearest_d <= self._sight, nearest, ids))
         am_tgt = torch.where(is_am, torch.where(near_gap <= self.acquire_extra, nearest, ids), engaged_tgt)
+        if self.sticky_retaliation:  # ... unless its current target is itself an attacker in range
+            has_att &= (tgt.gather(1, tgt) != ids) | (tgt_gap > self._zero)
         am_tgt = torch.where(has_att, att, am_tgt)
         # attack order on a living target: that target; a stop order or an attack order on a
         # dead target: idle, fire at the nearest foe in range; a move order never fires
