@@ -57,3 +57,21 @@ def test_sc2_backend_without_smac_is_one_clear_error(tmp_path, capsys):
     assert err.startswith("hygen train: error: cannot import smac")
     assert "pip install git+https://github.com/oxwhirl/smac.git" in err and "Traceback" not in err
     assert not run.exists()  # refused before anything was written
+
+
+def test_simulator_bindings_apply_without_binding_the_backend():
+    """`SimEnv.collisions = True` (docs/simulator.md) reaches every environment make() builds,
+    also when environment.backend is left unbound; unbound parameters keep their defaults."""
+    gin.parse_config(["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"])
+    env = make("3m", num_envs=2)
+    assert type(env) is SimEnv and env.collisions and env.sticky_retaliation and not env.ally_ai
+    gin.clear_config()
+    assert not make("3m", num_envs=2).collisions
+
+
+def test_the_calibrated_game_file_switches_the_off_by_default_mechanics_on():
+    from hygen.config import parse_config
+
+    parse_config(["envs/calibrated"])
+    env = make("3m", num_envs=1)
+    assert env.collisions and env.sticky_retaliation

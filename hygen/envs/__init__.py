@@ -12,9 +12,11 @@ from hygen.envs.sim import InvalidActionError, SimEnv, StepOutput
 BACKENDS = ("sim", "sc2")
 
 # Backends as gin-registered classes: `environment.backend = @SC2Env` (or @SimEnv, the default).
-# The registered names wrap the classes without changing them (gin.external_configurable).
-gin.external_configurable(SimEnv, "SimEnv")
-gin.external_configurable(SC2Env, "SC2Env")
+# The registered names wrap the classes without changing them (gin.external_configurable); make()
+# builds through the wrappers, so bindings such as `SimEnv.collisions = True` apply whether or not
+# the backend is bound.
+_CONFIGURABLE = {SimEnv: gin.external_configurable(SimEnv, "SimEnv"),
+                 SC2Env: gin.external_configurable(SC2Env, "SC2Env")}
 
 
 @gin.configurable("environment")
@@ -26,11 +28,11 @@ def bound_backend(backend=None):
 
 def _backend_class(backend):
     if backend is None or backend == "sim":
-        return SimEnv
+        return _CONFIGURABLE[SimEnv]
     if backend == "sc2":
-        return SC2Env
+        return _CONFIGURABLE[SC2Env]
     if isinstance(backend, type):
-        return backend
+        return _CONFIGURABLE.get(backend, backend)
     raise ValueError(f"unknown env backend {backend!r}; expected one of {BACKENDS}, or a class such as "
                      "SimEnv / SC2Env (gin: environment.backend = @SC2Env)")
 
