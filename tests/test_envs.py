@@ -399,6 +399,16 @@ def test_sticky_retaliation_keeps_the_attacker_it_fights(sticky):
     assert int(env.target[0, n]) == 1
 
 
+@pytest.fixture(params=["kernels", "tensors"])
+def collision_code(request, monkeypatch):
+    """Run a collisions test on the compiled kernels (numba, the CPU default) and on the tensor
+    code (GPUs, no numba): both must reproduce each mechanic."""
+    if request.param == "kernels":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("HYGEN_SIM_KERNELS", "1" if request.param == "kernels" else "0")
+    return request.param
+
+
 def _collision_step(positions, actions, collisions=True):
     """3m allies at ``positions`` (enemies far away) take one step with ``actions``; returns their moves."""
     env = SimEnv("3m", num_envs=1, seed=0, collisions=collisions)
@@ -410,7 +420,7 @@ def _collision_step(positions, actions, collisions=True):
     return env.pos[0, :3] - before
 
 
-def test_collisions_head_on_units_pass_each_other_on_their_right():
+def test_collisions_head_on_units_pass_each_other_on_their_right(collision_code):
     """Every real 3m episode starts with (east, east, west): allies 1 and 2, 0.69 apart on one
     line, walk into each other. In SC2 both sidestep to their right and pass (agent 2 ends
     (-0.97, +0.29) from its start), agent 0 walks on untouched (+1.124, -0.003); without
@@ -424,14 +434,14 @@ def test_collisions_head_on_units_pass_each_other_on_their_right():
     assert abs(float(plain[1, 1])) < 1e-6 and float(plain[1, 0]) > 1.2  # walks through
 
 
-def test_collisions_sidestep_away_from_the_side_the_other_unit_stands_on():
+def test_collisions_sidestep_away_from_the_side_the_other_unit_stands_on(collision_code):
     """Head-on but ally 2 standing 0.1 south of ally 1's line: each steps away from the other's
     side (ally 1 north, ally 2 south), as in the 47 real episodes where the spawn is so offset."""
     d = _collision_step([[9.0, 14.0], [9.0, 16.0], [9.688, 15.9]], [4, 4, 5])
     assert float(d[1, 1]) > 0.1 and float(d[2, 1]) < -0.1, d
 
 
-def test_collisions_followers_and_bystanders():
+def test_collisions_followers_and_bystanders(collision_code):
     """Units walking the same way one behind the other are not deflected; a unit walking into a
     standing one goes around it and the standing one is not pushed away."""
     d = _collision_step([[9.0, 12.0], [9.0, 16.0], [9.7, 16.0]], [4, 4, 4])
@@ -446,7 +456,7 @@ def test_collisions_followers_and_bystanders():
     assert float(env.pos[0, 1, 0]) > 10.5 and float(env.pos[0, 1, 1]) < 16.0, env.pos[0, 1]  # passed on its right
 
 
-def test_collisions_near_exact_head_on_passes_on_the_right_whatever_the_rounding():
+def test_collisions_near_exact_head_on_passes_on_the_right_whatever_the_rounding(collision_code):
     """Offsets far below the data's smallest (0.01) count as exactly head-on, so which side a
     unit passes on does not hang on float rounding (it swung 2s3z's focus-fire win rate between
     6 % and 87 % across equivalent formulas before; docs/simulator.md)."""
@@ -457,7 +467,7 @@ def test_collisions_near_exact_head_on_passes_on_the_right_whatever_the_rounding
     assert float(exact[1, 1]) < 0 < float(exact[2, 1])  # east steps south, west steps north
 
 
-def test_collisions_dead_units_are_not_in_the_way():
+def test_collisions_dead_units_are_not_in_the_way(collision_code):
     """A dead unit's body does not block: a unit walking through where it lies keeps its line
     (the steering folds deaths into the pair distances; docs/simulator.md, mechanic 5)."""
     env = SimEnv("3m", num_envs=1, seed=0, collisions=True)
@@ -472,7 +482,7 @@ def test_collisions_dead_units_are_not_in_the_way():
 
 
 @pytest.mark.parametrize("name", ["3s5z", "10m_vs_11m"])
-def test_collisions_keep_crowds_finite_and_inside_the_map(name):
+def test_collisions_keep_crowds_finite_and_inside_the_map(name, collision_code):
     """Steering in crowds (zealot balls, ten marines) never produces NaN or leaves the map."""
     env = SimEnv(name, num_envs=8, seed=0, collisions=True)
     env.reset()
@@ -483,7 +493,7 @@ def test_collisions_keep_crowds_finite_and_inside_the_map(name):
         assert ((env._xy >= env.xy_lo - 1e-5) & (env._xy <= env.xy_hi + 1e-5)).all()
 
 
-def test_collisions_the_unit_created_first_waits_for_the_other_to_pass():
+def test_collisions_the_unit_created_first_waits_for_the_other_to_pass(collision_code):
     """Head-on, both sidestep, but only the unit created first (3m: the centre marine, ally 1)
     waits until the other has come abreast, then walks on: in SC2 ally 1 ends (+0.33, -0.37) and
     ally 2 (-0.97, +0.29) (docs/simulator.md, mechanic 6). Swapping the creation order swaps
@@ -528,3 +538,38 @@ def test_default_game_is_bit_identical_to_the_recorded_trajectories(name):
         for x in (out.obs, out.state, out.avail_actions, out.reward, out.terminated, env._f, env._l):
             h.update(x.contiguous().numpy().tobytes())
     assert h.hexdigest()[:16] == _DEFAULT_GAME_DIGESTS[name]
+
+
+@pytest.mark.parametrize("name", ["3m", "3s5z", "13m_vs_15m"])
+def test_collision_kernels_match_the_tensor_code(name):
+    """The compiled collision kernels (hygen/envs/sim_kernels.py, numba) and the tensor code
+    they replace on the CPU move every unit the same way. Both envs play the same random
+    actions from the same state, resynchronised after every step so each step is compared
+    from equal inputs; float rounding may tip an exact tie (tau = 1 to the last bit) the other
+    way, a unit in thousands of unit-steps."""
+    pytest.importorskip("numba")
+    envs = [SimEnv(name, num_envs=32, seed=3, collisions=True, validate_actions=False) for _ in range(2)]
+    envs[1]._kernels = False
+    assert envs[0]._kernels, "numba is installed: the CPU env should use the kernels"
+    for e in envs:
+        e.reset()
+    g = torch.Generator().manual_seed(0)
+    close = total = 0
+    for _ in range(60):
+        avail = envs[0].get_avail_actions()
+        a = torch.multinomial(avail.float().view(-1, avail.shape[-1]), 1, generator=g).view(avail.shape[:2])
+        for e in envs:
+            e.step(a)
+        d = (envs[0].pos - envs[1].pos).norm(dim=-1)
+        close += int((d < 1e-3).sum())
+        total += d.numel()
+        envs[1]._f.copy_(envs[0]._f)
+        envs[1]._l.copy_(envs[0]._l)
+    assert close >= 0.999 * total, (close, total)
+
+
+def test_collision_kernels_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("HYGEN_SIM_KERNELS", "0")
+    assert not SimEnv("3m", num_envs=2, collisions=True)._kernels
+    monkeypatch.delenv("HYGEN_SIM_KERNELS")
+    assert not SimEnv("3m", num_envs=2)._kernels  # the default game never uses them

@@ -19,8 +19,10 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from hygen.envs import sim_kernels
 from hygen.envs.maps import MapSpec, get_map
 from hygen.envs.sim_units import (
     ACQUIRE_RANGE,
@@ -147,6 +149,8 @@ class SimEnv:
                           "their right, a mirror makes that the left); use mirror_spawn='rotate'", stacklevel=2)
         self.collisions = collisions
         self.sticky_retaliation = sticky_retaliation
+        # compiled push and steering on the CPU (numba), else the tensor code below
+        self._kernels = collisions and self.device.type == "cpu" and sim_kernels.available()
         self.env_info = self.map.env_info
         self.n_agents, self.n_enemies = self.map.n_agents, self.map.n_enemies
         self.n_actions = self.map.n_actions
@@ -371,6 +375,15 @@ class SimEnv:
         self._pk_xy, self._pk_u, self._pk_5 = pk[:, :2], pk[:, 2:4], pk[:, :5]
         self._pk_rows = pk.unbind(1)
         self._moved_xy = self._moved.unbind(1)
+        if self._kernels:  # the compiled kernels' arguments but stride and live: numpy views, built once
+            self._kernel_push_args = (self._xy.numpy(), self._pk_xy.numpy(), self._moved.numpy(), self.sep.numpy(),
+                                      self.sep2.numpy())
+            self._kernel_steer_args = (
+                self._pk_xy.numpy(), self._xy.numpy(), self._pk_u.numpy(), self._created.numpy(), self.sep.numpy(),
+                self.sep2.numpy(),
+                self._crowd_range.numpy(), self._pack[0, 7].numpy(), self._pack[0, 8].numpy(), self.max_stride.numpy(),
+                np.float32(HEAD_ON_TOL), self._wait_for.numpy(), self._wait_axis.numpy(), self._moved.numpy(),
+                np.empty(U, dtype=np.int64), *np.empty((5, U), dtype=np.float32))  # the last six: scratch
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
         F = self.map.layout.enemy_feat
@@ -497,7 +510,10 @@ class SimEnv:
         dist = torch.hypot(rel[:, 0], rel[:, 1])  # [E, i, j]
         d_live = dist + dead_pen[:, None, :] + dead_pen[:, :, None]  # >= BIG unless both alive
 
-        if self.collisions:
+        if self._kernels:  # the same push, compiled (it also copies the chunk start to _pk_xy)
+            k = self._kernel_push_args
+            sim_kernels.push(*k[:3], live.numpy(), *k[3:])
+        elif self.collisions:
             self._pk_xy.copy_(xy)  # the steering's positions: the chunk start, like rel
             # overlapping living units are pushed apart; the one that walked into the other in
             # the last chunk takes the push (in proportion to how far each moved towards the
@@ -568,7 +584,10 @@ class SimEnv:
         enter = torch.where(is_am, along - h2.sqrt_(), self._big)
         remaining = torch.where(chase, cur_gap + 1e-3, torch.fmin(length, enter + 1e-3))
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
-        if self.collisions:  # steer around units in the way
+        if self._kernels:  # the same steering, compiled (it also moves xy)
+            k = self._kernel_steer_args
+            sim_kernels.steer(*k[:2], vec.numpy(), length.numpy(), k[2], stride.numpy(), live.numpy(), *k[3:])
+        elif self.collisions:  # steer around units in the way
             torch.div(vec, length.unsqueeze(1), out=self._pk_u)  # the unit heading, where _steer reads it
             self._steer(rel, stride, d_live)
             xy.add_(self._moved)
