@@ -188,6 +188,9 @@ def main() -> int:
     ap.add_argument("--backend", choices=BACKENDS, default="local")
     ap.add_argument("--workers", type=int, default=None, help="cells at once (default: the CPU count)")
     ap.add_argument("--address", default=None, help="Ray cluster address (default: a local instance)")
+    ap.add_argument("--gin_file", action="append", default=[], metavar="FILE",
+                    help="extra gin file for every run, after the data quality and the scale (e.g. envs/calibrated: "
+                         "the simulator with collisions and sticky retaliation)")
     ap.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
                     help="extra gin binding for every run (e.g. a shorter budget for a smoke test)")
     ap.add_argument("--table", type=Path, default=ROOT / "docs" / "results.md")
@@ -218,7 +221,7 @@ def main() -> int:
 
     # 2. the sweep: methods x seeds, one run directory per cell
     spec = SweepSpec(configs={m: METHODS[m] for m in args.methods}, seeds=args.seeds, task_sets=[args.task_set],
-                     gin_files=[f"data/{args.quality}", f"scales/{scale}"],
+                     gin_files=[f"data/{args.quality}", f"scales/{scale}", *args.gin_file],
                      gin_params=[f"DATA_ROOT = '{data_root}'", *args.gin_param])
     if not args.report_only:
         run_sweep(spec, out, backend=args.backend, workers=args.workers, device=args.device, address=args.address,
@@ -254,7 +257,9 @@ def main() -> int:
     train_min = sum(r.get("wall_time_s", 0.0) for lab in args.methods for r in groups[(block, lab)].runs) / 60
     missing = [s for s in args.seeds if s not in done_seeds]
     partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
-    cmd = f"python benchmarks/reproduce.py --scale {scale}" + (f" --data {data}" if data != scale_data else "")
+    cmd = (f"python benchmarks/reproduce.py --scale {scale}" + (f" --data {data}" if data != scale_data else "")
+           + "".join(f" --gin_file {f}" for f in args.gin_file))
+    game = ("Built-in simulator" + (f" with {', '.join(args.gin_file)}" if args.gin_file else ", default game"))
     # Cells run the code checked out when each starts: a sweep that spans commits says so.
     revisions = sorted({json.loads((Path(d) / "meta.json").read_text()).get("git_revision", "?").removesuffix("-dirty")
                         for lab in args.methods for d in groups[(block, lab)].run_dirs if (Path(d) / "meta.json").is_file()})
@@ -265,7 +270,7 @@ def main() -> int:
           (f"Protocol ([configs/scales/{scale}.gin](../configs/scales/{scale}.gin)): {about}. Seeds: "
            f"{', '.join(map(str, done_seeds))}{partial}. Win rate in % of greedy test episodes: per map the mean ± "
            "std over seeds; per map group the mean and the interquartile mean over runs x maps with its 95 % "
-           f"stratified-bootstrap interval. Built-in simulator. Produced by `{cmd}` ({train_min:.0f} min of "
+           f"stratified-bootstrap interval. {game}. Produced by `{cmd}` ({train_min:.0f} min of "
            f"training over the tabulated runs). {code}"), "",
           rp.rows_to_markdown(rows, labels), "## Against the paper's claims", "",
           *claim_paragraphs(claims), ""]
