@@ -376,6 +376,7 @@ class SimEnv:
         self._pk_rows = pk.unbind(1)
         self._moved_xy = self._moved.unbind(1)
         if self._kernels:  # the compiled kernels' arguments but stride and live: numpy views, built once
+            self._push_kernel, self._steer_kernel = sim_kernels.compiled()
             self._kernel_push_args = (self._xy.numpy(), self._pk_xy.numpy(), self._moved.numpy(), self.sep.numpy(),
                                       self.sep2.numpy())
             self._kernel_steer_args = (
@@ -512,7 +513,7 @@ class SimEnv:
 
         if self._kernels:  # the same push, compiled (it also copies the chunk start to _pk_xy)
             k = self._kernel_push_args
-            sim_kernels.push(*k[:3], live.numpy(), *k[3:])
+            self._push_kernel(*k[:3], live.numpy(), *k[3:])
         elif self.collisions:
             self._pk_xy.copy_(xy)  # the steering's positions: the chunk start, like rel
             # overlapping living units are pushed apart; the one that walked into the other in
@@ -586,7 +587,7 @@ class SimEnv:
         stride = torch.minimum(self.max_stride, remaining).clamp_(min=0) * moving
         if self._kernels:  # the same steering, compiled (it also moves xy)
             k = self._kernel_steer_args
-            sim_kernels.steer(*k[:2], vec.numpy(), length.numpy(), k[2], stride.numpy(), live.numpy(), *k[3:])
+            self._steer_kernel(*k[:2], vec.numpy(), length.numpy(), k[2], stride.numpy(), live.numpy(), *k[3:])
         elif self.collisions:  # steer around units in the way
             torch.div(vec, length.unsqueeze(1), out=self._pk_u)  # the unit heading, where _steer reads it
             self._steer(rel, stride, d_live)

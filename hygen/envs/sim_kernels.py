@@ -12,14 +12,11 @@ Optional: ``pip install hygen[fast]`` installs numba; ``HYGEN_SIM_KERNELS=0`` tu
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 
 import numpy as np
-
-try:
-    import numba
-except ImportError:  # the tensor code runs instead
-    numba = None
 
 _F = np.float32
 _ZERO, _ONE, _HALF = _F(0.0), _F(1.0), _F(0.5)
@@ -29,7 +26,17 @@ _P_MIN, _DISC_MIN, _W2_MIN, _CLOSING_MAX = _F(1e-12), _F(1e-30), _F(1e-12), _F(-
 
 def available() -> bool:
     """numba is installed and the kernels are not switched off (``HYGEN_SIM_KERNELS=0``)."""
-    return numba is not None and os.environ.get("HYGEN_SIM_KERNELS", "1") != "0"
+    return os.environ.get("HYGEN_SIM_KERNELS", "1") != "0" and importlib.util.find_spec("numba") is not None
+
+
+@functools.cache
+def compiled():
+    """``(push, steer)`` compiled by numba, imported on first use (importing numba takes about
+    0.3 s; the compiled code is cached on disk next to this module)."""
+    import numba
+
+    jit = numba.njit(cache=True, error_model="numpy")
+    return jit(_push), jit(_steer)
 
 
 def _push(xy, start, moved, live, sep, sep2):
@@ -156,10 +163,3 @@ def _steer(xy, pos, vec, length, u, stride, live, created, sep, sep2, crowd_rang
             moved[e, 0, i], moved[e, 1, i] = mx, my
             pos[e, 0, i] += mx
             pos[e, 1, i] += my
-
-
-if numba is not None:
-    push = numba.njit(cache=True, error_model="numpy")(_push)
-    steer = numba.njit(cache=True, error_model="numpy")(_steer)
-else:  # pragma: no cover - the tensor code runs instead
-    push = steer = None
