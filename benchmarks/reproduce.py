@@ -216,7 +216,8 @@ def main() -> int:
     # 1. datasets (resumable: collect skips what is done)
     if not args.report_only:
         subprocess.run([sys.executable, "-m", "hygen.cli", "collect", "--task-set", args.task_set.replace("_", "-"),
-                        "--data-root", str(data_root), *DATA[data]["collect_args"], "--device", args.device],
+                        "--data-root", str(data_root), *DATA[data]["collect_args"], "--device", args.device,
+                        *(x for f in args.gin_file for x in ("--gin_file", f))],  # the data's game is the runs' game
                        check=True, cwd=ROOT)
 
     # 2. the sweep: methods x seeds, one run directory per cell

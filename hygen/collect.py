@@ -192,6 +192,8 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
     meta.update(policy=policy, map=map_name, episodes=episodes, seed=seed)
     if config and policy == "qmix":
         meta["qmix_config"] = dict(config)
+    if config and (config.get("gin_files") or config.get("gin_params")):
+        meta["gin"] = dict(config)  # what shaped the data, the game included (e.g. envs/calibrated)
 
     unknown = [q for q in qualities if q not in QUALITIES]
     if unknown or not qualities:

@@ -148,3 +148,24 @@ def test_flank_steps_aside_until_the_wait_is_over_then_focus_fires():
         env.step(actions)
     moved = env.unit_positions()[:, :9] - start
     assert (moved[..., 1] > 3).any()  # the team went north before turning to fight
+
+
+def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch):
+    """`hygen collect --gin_file envs/calibrated` (heuristic policy too) collects in the calibrated
+    game, records the files in collect.json, and gives other trajectories than the default game."""
+    import h5py
+
+    from hygen.cli import main
+
+    monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
+    args = ["collect", "--map", "3m", "--policy", "heuristic", "--episodes", "8", "--num-envs", "8"]
+    assert main([*args, "--data-root", str(tmp_path / "default")]) == 0
+    assert main([*args, "--data-root", str(tmp_path / "calibrated"), "--gin_file", "envs/calibrated"]) == 0
+    meta = json.loads((tmp_path / "calibrated" / "3m" / "collect.json").read_text())
+    assert meta["gin"]["gin_files"] == ["envs/calibrated"] and "gin" not in json.loads(
+        (tmp_path / "default" / "3m" / "collect.json").read_text())
+    states = []
+    for root in ("default", "calibrated"):
+        with h5py.File(part_path(tmp_path / root, "3m", "expert"), "r") as f:
+            states.append(f["state"][:, :5])
+    assert states[0].shape == states[1].shape and not (states[0] == states[1]).all()

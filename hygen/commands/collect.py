@@ -50,7 +50,8 @@ def add_arguments(parser) -> None:
                         help="online episodes collected per QMIX update (default: the gin binding "
                              "Trainer.episodes_per_step, 1 = PyMARL's episode runner)")
     parser.add_argument("--gin_file", action="append", default=[], metavar="FILE",
-                        help="gin config for the QMIX learner and trainer, e.g. qmix_tuned (repeatable); "
+                        help="gin config for the QMIX learner and trainer, e.g. qmix_tuned, or for the game, "
+                             "e.g. envs/calibrated (repeatable; both policies play in the game it binds); "
                              "the flags above override its Trainer bindings")
     parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
                         help="gin binding, e.g. 'QMIXLearner.td_lambda = 0.6' (repeatable)")
@@ -77,8 +78,6 @@ def run(args) -> int:
     if args.qmix_episodes_per_update is not None and args.qmix_episodes_per_update <= 0:
         raise ValueError(f"--qmix-episodes-per-update must be positive, got {args.qmix_episodes_per_update}")
     if args.gin_file or args.gin_param:
-        if args.policy != "qmix":
-            raise ValueError("--gin_file/--gin_param configure QMIX; they have no effect with --policy heuristic")
         from hygen.config import parse_config
 
         parse_config(args.gin_file, args.gin_param)  # strict: a typo names the file or binding
