@@ -1,0 +1,108 @@
+"""Closed-loop fidelity: a policy cloned from the real SC2 3m episodes, played in each simulator game.
+
+The real 3m medium data were played by a QMIX policy in StarCraft II. Behaviour cloning on
+them gives a policy that acts like it; played in the simulator, its actions step by step should
+follow the real data's as long as the simulator's fights unfold like SC2's. Per step, the share
+of each action kind (no-op, stop, north, south, east, west, attack) in the simulator is compared
+with the real data's: the total variation distance (0: the same mix, 1: disjoint). The win rate
+and return are printed beside the real data's.
+
+    # the clone (BC-t on the real data, about 4 min on one CPU thread)
+    hygen train --gin_file methods/bc_t --gin_file runs/offline --gin_file data/medium \\
+        --gin_param "SOURCE_MAPS = ['3m']" --gin_param "EVAL_MAPS = ['3m']" \\
+        --gin_param "DATA_ROOT = '../shared/data/smac'" --gin_param "SKILL_STEPS = 600" \\
+        --gin_param "POLICY_STEPS = 1400" --gin_param "Trainer.batch_size = 32" \\
+        --gin_param "Trainer.offline_episodes = 2000" --run_dir runs/bc_real3m --threads 1
+    python benchmarks/sim_closed_loop.py --run runs/bc_real3m [--episodes 128] [--out closed_loop.json]
+
+A clone of the simulator's own QMIX data (DATA_ROOT = the simulator's data root) is the control:
+in the game its data came from it should follow its data closely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hygen.envs.sim_fidelity import load_real
+
+DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+GAMES = {"default": [], "collisions": ["SimEnv.collisions = True"],
+         "sticky retaliation": ["SimEnv.sticky_retaliation = True"],
+         "calibrated": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"]}
+KINDS = ("no-op", "stop", "north", "south", "east", "west", "attack")
+
+
+def kind_shares(actions: np.ndarray, filled: np.ndarray, steps: int) -> np.ndarray:
+    """[steps, 7] share of each action kind among the agents' actions recorded at each step."""
+    out = np.full((steps, len(KINDS)), np.nan)
+    for t in range(min(steps, actions.shape[1])):
+        a = actions[:, t][filled[:, t]].ravel()
+        if a.size:
+            out[t] = np.bincount(np.minimum(a, 6), minlength=7) / a.size
+    return out
+
+
+def play(run: Path, bindings: list[str], episodes: int, seed: int) -> dict:
+    """The run's greedy policy for ``episodes`` 3m episodes in the game ``bindings`` set."""
+    import gin
+
+    from hygen import config
+    from hygen.rundir import RunDir
+    from hygen.runner import Runner
+    from hygen.trainer import Trainer
+
+    config.reset()
+    config.parse_config([run / "config.gin"], ["Trainer.data_root = None", *bindings], unused_macros_ok=True)
+    trainer = Trainer(run_dir=RunDir(run), seed=0, device="cpu", num_threads=1)
+    trainer.restore()
+    batch, stats = Runner("3m", num_envs=min(64, episodes), seed=seed).collect(
+        trainer.learner.controller(), n_episodes=episodes, epsilon=0.0)
+    gin.clear_config()
+    actions = batch.actions.numpy().reshape(batch.actions.shape[0], batch.actions.shape[1], -1)
+    filled = batch.filled.numpy().reshape(batch.filled.shape[0], batch.filled.shape[1], -1)[..., 0].astype(bool)
+    return {"actions": actions, "filled": filled, "win_rate": stats.win_rate,
+            "return_mean": float(np.mean(stats.returns))}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="run directory of a policy trained on 3m")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA / "smac/3m/medium/part_0.h5")
+    p.add_argument("--episodes", type=int, default=128)
+    p.add_argument("--steps", type=int, default=21, help="steps compared (0 .. steps-1)")
+    p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    if not (args.run / "config.gin").is_file():
+        p.error(f"--run {args.run}: not a run directory (no config.gin); train the clone first (see --help)")
+    real = load_real(args.data)
+    fil = real["filled"].astype(bool)
+    lengths = fil.sum(1) - 1
+    real_shares = kind_shares(real["actions"], np.arange(fil.shape[1])[None] < lengths[:, None], args.steps)
+    rets = (real["reward"] * fil).sum(1)
+    print(f"real SC2 ({args.data}): {len(lengths)} episodes, return {rets.mean():.2f}")
+    out = {"run": str(args.run), "data": str(args.data), "episodes": args.episodes, "games": {}}
+    print(f"{'game':20s} {'win':>6s} {'return':>7s}  total variation of the action-kind mix per step, 0..{args.steps - 1}")
+    for game, bindings in GAMES.items():
+        res = play(args.run, bindings, args.episodes, args.seed)
+        shares = kind_shares(res["actions"], res["filled"], args.steps)
+        tv = 0.5 * np.abs(shares - real_shares).sum(1)
+        print(f"{game:20s} {res['win_rate']:6.3f} {res['return_mean']:7.2f}  mean {np.nanmean(tv):.3f}: "
+              + " ".join("-" if np.isnan(x) else f"{x:.2f}" for x in tv))
+        out["games"][game] = {"win_rate": res["win_rate"], "return_mean": res["return_mean"],
+                              "tv_per_step": [None if np.isnan(x) else float(x) for x in tv],
+                              "tv_mean": float(np.nanmean(tv))}
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
