@@ -132,9 +132,10 @@ def test_sc2_repeats_itself_only_so_far(real_data):
     assert np.nanmax(floor[9:13]) < 0.003 and np.isnan(floor[:6]).all()  # no attack before step 6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14's replay targets are not reached yet: by default the allies' "
-                                       "step-0 collision leaves them 0.2 ahead; collisions=True (off by default) "
-                                       "meets the distance target only (docs/simulator.md)")
+@pytest.mark.xfail(strict=True, reason="issue 14's replay targets are not reached by the default game: its allies "
+                                       "pass through each other at step 0 and end 0.2 ahead; the calibrated game "
+                                       "(off by default) meets the ally health and distance targets "
+                                       "(docs/simulator.md, 'Where issue 14's open-loop targets stand')")
 def test_replay_targets_of_issue_14(replay):
     r, s = replay["real"], replay["sim"]
     for k in ("ally_health", "enemy_health"):
