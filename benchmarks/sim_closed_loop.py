@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hygen.envs.sim_fidelity import load_real
+from hygen.envs.maps import get_map
+from hygen.envs.sim_fidelity import _hold_final, _Units, load_real
 
 DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 GAMES = {"default": [], "collisions": ["SimEnv.collisions = True"],
@@ -48,8 +49,9 @@ def kind_shares(actions: np.ndarray, filled: np.ndarray, steps: int) -> np.ndarr
     return out
 
 
-def play(run: Path, bindings: list[str], episodes: int, seed: int) -> dict:
-    """The run's greedy policy for ``episodes`` 3m episodes in the game ``bindings`` set."""
+def play(run: Path, bindings: list[str], episodes: int, seed: int, sample: bool = False) -> dict:
+    """The run's greedy policy (``sample``: actions drawn from its softmax, for a HyGen-family
+    learner) for ``episodes`` 3m episodes in the game ``bindings`` set."""
     import gin
 
     from hygen import config
@@ -58,16 +60,24 @@ def play(run: Path, bindings: list[str], episodes: int, seed: int) -> dict:
     from hygen.trainer import Trainer
 
     config.reset()
-    config.parse_config([run / "config.gin"], ["Trainer.data_root = None", *bindings], unused_macros_ok=True)
+    sampled = ["HyGenLearner.exploration = @EpsilonSkillsSampledActions()"] if sample else []
+    config.parse_config([run / "config.gin"], ["Trainer.data_root = None", *bindings, *sampled], unused_macros_ok=True)
     trainer = Trainer(run_dir=RunDir(run), seed=0, device="cpu", num_threads=1)
     trainer.restore()
     batch, stats = Runner("3m", num_envs=min(64, episodes), seed=seed).collect(
-        trainer.learner.controller(), n_episodes=episodes, epsilon=0.0)
+        trainer.learner.controller(), n_episodes=episodes, epsilon=1e-9 if sample else 0.0)  # > 0: explore = sample
     gin.clear_config()
     actions = batch.actions.numpy().reshape(batch.actions.shape[0], batch.actions.shape[1], -1)
     filled = batch.filled.numpy().reshape(batch.filled.shape[0], batch.filled.shape[1], -1)[..., 0].astype(bool)
-    return {"actions": actions, "filled": filled, "win_rate": stats.win_rate,
+    return {"actions": actions, "filled": filled, "state": batch.state.numpy(), "win_rate": stats.win_rate,
             "return_mean": float(np.mean(stats.returns))}
+
+
+def health_curves(state: np.ndarray, filled: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    """Mean health fraction of each side per step (an ended episode keeps its final state)."""
+    lengths = filled.sum(1) - 1
+    u = _Units(_hold_final(state, lengths)[:, :steps], get_map("3m"))
+    return {"ally": u.hp[..., :3].mean((0, 2)), "enemy": u.hp[..., 3:].mean((0, 2))}
 
 
 def main() -> int:
@@ -77,6 +87,9 @@ def main() -> int:
     p.add_argument("--episodes", type=int, default=128)
     p.add_argument("--steps", type=int, default=21, help="steps compared (0 .. steps-1)")
     p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--sample", action="store_true",
+                   help="draw each action from the policy's softmax instead of its argmax (the data's policy "
+                        "was not greedy either)")
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -87,18 +100,26 @@ def main() -> int:
     lengths = fil.sum(1) - 1
     real_shares = kind_shares(real["actions"], np.arange(fil.shape[1])[None] < lengths[:, None], args.steps)
     rets = (real["reward"] * fil).sum(1)
+    real_hp = health_curves(real["state"], fil, args.steps)
     print(f"real SC2 ({args.data}): {len(lengths)} episodes, return {rets.mean():.2f}")
-    out = {"run": str(args.run), "data": str(args.data), "episodes": args.episodes, "games": {}}
+    marks = [t for t in (8, 12, 16, 20) if t < args.steps]
+    print("  health ally / enemy at steps " + ", ".join(map(str, marks)) + ": "
+          + "  ".join(f"{real_hp['ally'][t]:.2f}/{real_hp['enemy'][t]:.2f}" for t in marks))
+    out = {"run": str(args.run), "data": str(args.data), "episodes": args.episodes, "sample": args.sample,
+           "games": {}}
     print(f"{'game':20s} {'win':>6s} {'return':>7s}  total variation of the action-kind mix per step, 0..{args.steps - 1}")
     for game, bindings in GAMES.items():
-        res = play(args.run, bindings, args.episodes, args.seed)
+        res = play(args.run, bindings, args.episodes, args.seed, args.sample)
         shares = kind_shares(res["actions"], res["filled"], args.steps)
         tv = 0.5 * np.abs(shares - real_shares).sum(1)
+        hp = health_curves(res["state"], res["filled"], args.steps)
         print(f"{game:20s} {res['win_rate']:6.3f} {res['return_mean']:7.2f}  mean {np.nanmean(tv):.3f}: "
               + " ".join("-" if np.isnan(x) else f"{x:.2f}" for x in tv))
+        print(f"{'':20s} health ally / enemy: " + "  ".join(f"{hp['ally'][t]:.2f}/{hp['enemy'][t]:.2f}" for t in marks))
         out["games"][game] = {"win_rate": res["win_rate"], "return_mean": res["return_mean"],
                               "tv_per_step": [None if np.isnan(x) else float(x) for x in tv],
-                              "tv_mean": float(np.nanmean(tv))}
+                              "tv_mean": float(np.nanmean(tv)),
+                              "ally_health": [float(x) for x in hp["ally"]], "enemy_health": [float(x) for x in hp["enemy"]]}
     if args.out:
         args.out.write_text(json.dumps(out, indent=2))
     return 0
