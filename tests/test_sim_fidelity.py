@@ -144,6 +144,19 @@ def test_replay_targets_of_issue_14(replay):
     assert np.abs(s["nearest_distance"][6:11] - r["nearest_distance"][6:11]).max() <= 0.2
 
 
+@pytest.mark.xfail(strict=True, reason="the calibrated game (envs/calibrated) meets issue 14's ally health and "
+                                       "distance targets, not the enemy health (0.051) and unavailable-attack "
+                                       "(0.071) ones; SC2's own floor is above 3 % at steps 7-8 "
+                                       "(docs/simulator.md, 'Where issue 14's open-loop targets stand')")
+def test_replay_targets_of_issue_14_in_the_calibrated_game(real_data):
+    rep = replay_open_loop(real_data, "3m", steps=21, collisions=True, sticky_retaliation=True)
+    r, s = rep["real"], rep["sim"]
+    assert np.abs(s["ally_health"][:21] - r["ally_health"][:21]).max() <= 0.05  # met (0.049)
+    assert np.abs(s["nearest_distance"][6:11] - r["nearest_distance"][6:11]).max() <= 0.2  # met (0.092)
+    assert np.abs(s["enemy_health"][:21] - r["enemy_health"][:21]).max() <= 0.05
+    assert np.nanmax(s["unavail_attack"][:13]) < 0.03
+
+
 def test_instruments_reproduce_the_sims_own_episodes_exactly():
     """Episodes recorded in the sim itself replay exactly (no unavailable action, equal curves)
     and predict themselves one step at a time: the instruments add no error of their own."""
