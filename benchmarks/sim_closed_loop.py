@@ -35,7 +35,9 @@ from hygen.envs.sim_fidelity import _hold_final, _Units, load_real
 DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 GAMES = {"default": [], "collisions": ["SimEnv.collisions = True"],
          "sticky retaliation": ["SimEnv.sticky_retaliation = True"],
-         "calibrated": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"]}
+         "calibrated": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"],
+         "calibrated + wait jitter": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True",
+                                      "SimEnv.wait_jitter = 0.4"]}
 KINDS = ("no-op", "stop", "north", "south", "east", "west", "attack")
 
 

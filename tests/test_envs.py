@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -548,7 +549,8 @@ def test_collision_kernels_match_the_tensor_code(name):
     from equal inputs; float rounding may tip an exact tie (tau = 1 to the last bit) the other
     way, a unit in thousands of unit-steps."""
     pytest.importorskip("numba")
-    envs = [SimEnv(name, num_envs=32, seed=3, collisions=True, validate_actions=False) for _ in range(2)]
+    envs = [SimEnv(name, num_envs=32, seed=3, collisions=True, wait_jitter=0.4, validate_actions=False)
+            for _ in range(2)]
     envs[1]._kernels = False
     assert envs[0]._kernels, "numba is installed: the CPU env should use the kernels"
     for e in envs:
@@ -581,7 +583,8 @@ def test_env_state_resumes_bit_exactly(collisions, collision_code):
     collisions too (their moves, waits and headings live in the packed state, not in the
     kernels' scratch)."""
     g = torch.Generator().manual_seed(0)
-    kw = {"num_envs": 16, "seed": 4, "collisions": collisions, "sticky_retaliation": collisions}
+    kw = {"num_envs": 16, "seed": 4, "collisions": collisions, "sticky_retaliation": collisions,
+          "wait_jitter": 0.4 if collisions else 0.0}
     env = SimEnv("3s5z", **kw)
     env.reset()
 
@@ -599,3 +602,24 @@ def test_env_state_resumes_bit_exactly(collisions, collision_code):
     other.load_state_dict(saved)
     for a, want in later:
         assert torch.equal(other.step(a).state, want)
+
+
+def test_wait_jitter_spreads_the_step0_encounter_like_sc2(collision_code):
+    """Every real 3m episode starts with (east, east, west): agents 1 and 2 meet head-on and
+    agent 1, created first, waits (mechanic 6). SC2 ends its step 0 at x +0.19 / +0.32 / +0.49
+    from its start (5th / 50th / 95th percentile of the 2000 real episodes), the fixed wait at
+    +0.31 every time; wait_jitter = 0.4 draws the wait so the spread matches (mechanic 9)."""
+    def agent1_dx(**kw):
+        env = SimEnv("3m", num_envs=2000, seed=0, collisions=True, validate_actions=False, **kw)
+        env.reset()
+        x0 = env.pos[:, 1, 0].clone()
+        env.step(torch.tensor([4, 4, 5]).expand(2000, 3))
+        return np.percentile((env.pos[:, 1, 0] - x0).numpy(), [5, 50, 95])
+
+    fixed, drawn = agent1_dx(), agent1_dx(wait_jitter=0.4)
+    assert fixed[2] - fixed[0] < 1e-3
+    assert np.allclose(drawn, [0.19, 0.32, 0.49], atol=0.04), drawn
+    with pytest.raises(ValueError, match="wait_jitter"):
+        SimEnv("3m", wait_jitter=0.4)  # the wait belongs to collisions
+    with pytest.raises(ValueError, match="wait_jitter"):
+        SimEnv("3m", collisions=True, wait_jitter=1.5)

@@ -117,6 +117,10 @@ class SimEnv:
             to SC2 over whole trajectories (docs/simulator.md, mechanics 5-7). On the CPU with
             numba compiled kernels run it at about 0.92 of the default game's speed (the tensor
             code: 0.64). Off by default: the shipped datasets were made without it.
+        wait_jitter: with ``collisions``, the wait of the unit created first (mechanic 6) is
+            scaled by a factor drawn per unit and step from U(1 - wait_jitter, 1 + wait_jitter):
+            SC2 resolves the same encounter differently from run to run (docs/simulator.md,
+            mechanic 9; 0.4 matches the 3m data's spread). 0 (default): the fixed wait.
         sticky_retaliation: a built-in AI unit that fights one of its attackers keeps it
             instead of turning to the nearest attacker (docs/simulator.md, mechanic 8); off by
             default, like ``collisions``, because the datasets and sweeps of the current game
@@ -130,7 +134,7 @@ class SimEnv:
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
                  ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False,
-                 sticky_retaliation: bool = False):
+                 sticky_retaliation: bool = False, wait_jitter: float = 0.0):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -150,6 +154,11 @@ class SimEnv:
                           "their right, a mirror makes that the left); use mirror_spawn='rotate'", stacklevel=2)
         self.collisions = collisions
         self.sticky_retaliation = sticky_retaliation
+        if not 0.0 <= wait_jitter <= 1.0:
+            raise ValueError(f"wait_jitter must be in [0, 1], got {wait_jitter}")
+        if wait_jitter and not collisions:
+            raise ValueError("wait_jitter scales mechanic 6's wait, which only collisions=True has")
+        self.wait_jitter = wait_jitter
         # compiled push and steering on the CPU (numba), else the tensor code below
         self._kernels = collisions and self.device.type == "cpu" and sim_kernels.available()
         self.env_info = self.map.env_info
@@ -376,6 +385,9 @@ class SimEnv:
         self._pk_xy, self._pk_u, self._pk_5 = pk[:, :2], pk[:, 2:4], pk[:, :5]
         self._pk_rows = pk.unbind(1)
         self._moved_xy = self._moved.unbind(1)
+        # mechanic 9: this step's scale of each unit's wait, drawn at the step's start (so a run
+        # resumed between steps draws the same from the saved generator); 1: the fixed wait
+        self._wait_scale = torch.ones(E, U, device=dev)
         if self._kernels:  # the compiled kernels' arguments but stride and live: numpy views, built once
             self._push_kernel, self._steer_kernel = sim_kernels.compiled()
             self._kernel_push_args = (self._xy.numpy(), self._pk_xy.numpy(), self._moved.numpy(), self.sep.numpy(),
@@ -384,7 +396,8 @@ class SimEnv:
                 self._pk_xy.numpy(), self._xy.numpy(), self._pk_u.numpy(), self._created.numpy(), self.sep.numpy(),
                 self.sep2.numpy(),
                 self._crowd_range.numpy(), self._pack[0, 7].numpy(), self._pack[0, 8].numpy(), self.max_stride.numpy(),
-                np.float32(HEAD_ON_TOL), self._wait_for.numpy(), self._wait_axis.numpy(), self._moved.numpy(),
+                np.float32(HEAD_ON_TOL), self._wait_for.numpy(), self._wait_axis.numpy(), self._wait_scale.numpy(),
+                self._moved.numpy(),
                 np.empty(U, dtype=np.int64), *np.empty((5, U), dtype=np.float32))  # the last six: scratch
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
@@ -444,6 +457,9 @@ class SimEnv:
         run_col = running[:, None]
         if self.collisions:  # a wait for a unit to pass ends with the step (mechanic 6)
             self._wait_for.copy_(self.unit_ids)
+        if self.wait_jitter:  # and lasts a little more or less each time (mechanic 9)
+            torch.rand(self._wait_scale.shape, generator=self._gen, device=self.device, out=self._wait_scale)
+            self._wait_scale.mul_(2 * self.wait_jitter).add_(1 - self.wait_jitter)
         for _ in range(self.substeps):
             self._substep(run_col)
 
@@ -707,7 +723,7 @@ class SimEnv:
         wf = torch.where(starts, jb, self._wait_for, out=self._wait_for)  # own id: waits for none
         w = self._pk_5.gather(2, wf.unsqueeze(1).expand(-1, 5, -1))  # the unit waited for (i itself: none)
         uu_w = (axis * w[:, 2:4]).sum(1)  # < 0: j walks against i's heading
-        lead = (axis * (w[:, :2] - self._pk_xy)).sum(1).mul_(uu_w < self._zero).clamp_(min=0)
+        lead = (axis * (w[:, :2] - self._pk_xy)).sum(1).mul_(uu_w < self._zero).clamp_(min=0).mul_(self._wait_scale)
         closing = w[:, 4].mul(uu_w).clamp_(max=-1e-6)  # minus j's approach this chunk
         forward.mul_(lead.div_(closing).add_(1.0).clamp_(min=0))
         side = lateral * sign

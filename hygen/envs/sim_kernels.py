@@ -74,10 +74,11 @@ def _push(xy, start, moved, live, sep, sep2):
 
 
 def _steer(xy, pos, vec, length, u, stride, live, created, sep, sep2, crowd_range, sep_half, side, max_stride,
-           head_on_tol, wait_for, wait_axis, moved, first_jb, best, px, py, vx, vy):
+           head_on_tol, wait_for, wait_axis, wait_scale, moved, first_jb, best, px, py, vx, vy):
     """Steer every unit this chunk and move it: its displacement goes to ``moved`` [E, 2, U] and
     is added to ``pos`` [E, 2, U]; ``wait_for`` [E, U] and ``wait_axis`` [E, 2, U] (mechanic 6's
-    waits) are updated in place. ``xy`` [E, 2, U]: the chunk start; ``vec`` [E, 2, U] / ``length``
+    waits) are updated in place; ``wait_scale`` [E, U] scales each wait (mechanic 9). ``xy``
+    [E, 2, U]: the chunk start; ``vec`` [E, 2, U] / ``length``
     [E, U]: where each unit walks, its heading written to ``u`` [E, 2, U]; ``stride`` [E, U]: the
     planned walk. Step by step the rule of ``SimEnv._steer``; ``first_jb`` [U] (int), ``best``,
     ``px``, ``py``, ``vx``, ``vy`` [U] (float32) are scratch."""
@@ -155,7 +156,7 @@ def _steer(xy, pos, vec, length, u, stride, live, created, sep, sep2, crowd_rang
             uu_w = ax * u[e, 0, w] + ay * u[e, 1, w]  # < 0: the unit waited for walks against i's heading
             lead = _ZERO
             if uu_w < _ZERO:
-                lead = max(ax * (xy[e, 0, w] - xy[e, 0, i]) + ay * (xy[e, 1, w] - xy[e, 1, i]), _ZERO)
+                lead = max(ax * (xy[e, 0, w] - xy[e, 0, i]) + ay * (xy[e, 1, w] - xy[e, 1, i]), _ZERO) * wait_scale[e, i]
             closing = min(stride[e, w] * uu_w, _CLOSING_MAX)
             forward *= max(lead / closing + _ONE, _ZERO)
             lat = lateral * sign
