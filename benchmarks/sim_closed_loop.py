@@ -36,8 +36,8 @@ DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve()
 GAMES = {"default": [], "collisions": ["SimEnv.collisions = True"],
          "sticky retaliation": ["SimEnv.sticky_retaliation = True"],
          "calibrated": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"],
-         "calibrated + wait jitter": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True",
-                                      "SimEnv.wait_jitter = 0.4"]}
+         "calibrated + variation": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True",
+                                    "SimEnv.collision_variation = True"]}
 KINDS = ("no-op", "stop", "north", "south", "east", "west", "attack")
 
 

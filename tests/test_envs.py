@@ -549,7 +549,7 @@ def test_collision_kernels_match_the_tensor_code(name):
     from equal inputs; float rounding may tip an exact tie (tau = 1 to the last bit) the other
     way, a unit in thousands of unit-steps."""
     pytest.importorskip("numba")
-    envs = [SimEnv(name, num_envs=32, seed=3, collisions=True, wait_jitter=0.4, validate_actions=False)
+    envs = [SimEnv(name, num_envs=32, seed=3, collisions=True, collision_variation=True, validate_actions=False)
             for _ in range(2)]
     envs[1]._kernels = False
     assert envs[0]._kernels, "numba is installed: the CPU env should use the kernels"
@@ -584,7 +584,7 @@ def test_env_state_resumes_bit_exactly(collisions, collision_code):
     kernels' scratch)."""
     g = torch.Generator().manual_seed(0)
     kw = {"num_envs": 16, "seed": 4, "collisions": collisions, "sticky_retaliation": collisions,
-          "wait_jitter": 0.4 if collisions else 0.0}
+          "collision_variation": collisions}
     env = SimEnv("3s5z", **kw)
     env.reset()
 
@@ -604,11 +604,11 @@ def test_env_state_resumes_bit_exactly(collisions, collision_code):
         assert torch.equal(other.step(a).state, want)
 
 
-def test_wait_jitter_spreads_the_step0_encounter_like_sc2(collision_code):
+def test_collision_variation_spreads_the_step0_encounter_like_sc2(collision_code):
     """Every real 3m episode starts with (east, east, west): agents 1 and 2 meet head-on and
     agent 1, created first, waits (mechanic 6). SC2 ends its step 0 at x +0.19 / +0.32 / +0.49
     from its start (5th / 50th / 95th percentile of the 2000 real episodes), the fixed wait at
-    +0.31 every time; wait_jitter = 0.4 draws the wait so the spread matches (mechanic 9)."""
+    +0.31 every time; collision_variation draws the wait so the spread matches (mechanic 9)."""
     def agent1_dx(**kw):
         env = SimEnv("3m", num_envs=2000, seed=0, collisions=True, validate_actions=False, **kw)
         env.reset()
@@ -616,10 +616,8 @@ def test_wait_jitter_spreads_the_step0_encounter_like_sc2(collision_code):
         env.step(torch.tensor([4, 4, 5]).expand(2000, 3))
         return np.percentile((env.pos[:, 1, 0] - x0).numpy(), [5, 50, 95])
 
-    fixed, drawn = agent1_dx(), agent1_dx(wait_jitter=0.4)
+    fixed, drawn = agent1_dx(), agent1_dx(collision_variation=True)
     assert fixed[2] - fixed[0] < 1e-3
     assert np.allclose(drawn, [0.19, 0.32, 0.49], atol=0.04), drawn
-    with pytest.raises(ValueError, match="wait_jitter"):
-        SimEnv("3m", wait_jitter=0.4)  # the wait belongs to collisions
-    with pytest.raises(ValueError, match="wait_jitter"):
-        SimEnv("3m", collisions=True, wait_jitter=1.5)
+    with pytest.raises(ValueError, match="collision_variation"):
+        SimEnv("3m", collision_variation=True)  # what varies is how collisions resolve

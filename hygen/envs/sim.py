@@ -58,6 +58,12 @@ SEPARATION = 0.9  # units are pushed apart below this fraction of their radii su
 # (symmetric formations, units on one line) stay ties; the real 3m data's smallest offsets that
 # behave as "away from the other's side" are 0.01 (docs/simulator.md, mechanic 5).
 HEAD_ON_TOL = 1e-3
+# Mechanic 9 (collision_variation): SC2 resolves the same encounter differently from run to run.
+# The 3m data's agent 1 ends the identical step 0 at x +0.19 / +0.32 / +0.49 (5 / 50 / 95 %);
+# scaling its wait by U(0.6, 1.4) gives +0.22 / +0.31 / +0.50. SC2's units going round a stopped
+# one take the side away from their neighbours in 66-71 % of the big sidesteps at steps 6-7.
+WAIT_JITTER = 0.4
+FREE_SIDE_KEPT = 0.7
 # A unit blocked by one that does not walk into it steps to the side away from the other units
 # of its side within this many radii sums (about what a sidestep of one chunk can run into; the
 # 3m data's enemies fit the same for 2 and for all units of the side, the allies' step 0 only
@@ -117,10 +123,11 @@ class SimEnv:
             to SC2 over whole trajectories (docs/simulator.md, mechanics 5-7). On the CPU with
             numba compiled kernels run it at about 0.92 of the default game's speed (the tensor
             code: 0.64). Off by default: the shipped datasets were made without it.
-        wait_jitter: with ``collisions``, the wait of the unit created first (mechanic 6) is
-            scaled by a factor drawn per unit and step from U(1 - wait_jitter, 1 + wait_jitter):
-            SC2 resolves the same encounter differently from run to run (docs/simulator.md,
-            mechanic 9; 0.4 matches the 3m data's spread). 0 (default): the fixed wait.
+        collision_variation: with ``collisions``, resolve the same encounter differently from
+            run to run, as SC2 does (docs/simulator.md, mechanic 9): each step, each unit's wait
+            (mechanic 6) is scaled by a factor from U(1 - WAIT_JITTER, 1 + WAIT_JITTER), and a
+            unit going round a stopped one takes the free side (mechanic 7) with probability
+            FREE_SIDE_KEPT, else the other. Off (default): one outcome per encounter.
         sticky_retaliation: a built-in AI unit that fights one of its attackers keeps it
             instead of turning to the nearest attacker (docs/simulator.md, mechanic 8); off by
             default, like ``collisions``, because the datasets and sweeps of the current game
@@ -134,7 +141,7 @@ class SimEnv:
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
                  ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False,
-                 sticky_retaliation: bool = False, wait_jitter: float = 0.0):
+                 sticky_retaliation: bool = False, collision_variation: bool = False):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -154,11 +161,9 @@ class SimEnv:
                           "their right, a mirror makes that the left); use mirror_spawn='rotate'", stacklevel=2)
         self.collisions = collisions
         self.sticky_retaliation = sticky_retaliation
-        if not 0.0 <= wait_jitter <= 1.0:
-            raise ValueError(f"wait_jitter must be in [0, 1], got {wait_jitter}")
-        if wait_jitter and not collisions:
-            raise ValueError("wait_jitter scales mechanic 6's wait, which only collisions=True has")
-        self.wait_jitter = wait_jitter
+        if collision_variation and not collisions:
+            raise ValueError("collision_variation varies how collisions resolve; it needs collisions=True")
+        self.collision_variation = collision_variation
         # compiled push and steering on the CPU (numba), else the tensor code below
         self._kernels = collisions and self.device.type == "cpu" and sim_kernels.available()
         self.env_info = self.map.env_info
@@ -385,9 +390,11 @@ class SimEnv:
         self._pk_xy, self._pk_u, self._pk_5 = pk[:, :2], pk[:, 2:4], pk[:, :5]
         self._pk_rows = pk.unbind(1)
         self._moved_xy = self._moved.unbind(1)
-        # mechanic 9: this step's scale of each unit's wait, drawn at the step's start (so a run
-        # resumed between steps draws the same from the saved generator); 1: the fixed wait
+        # mechanic 9: this step's scale of each unit's wait and its free side's sign (+1 kept, -1
+        # the other side), drawn at the step's start, so a run resumed between steps draws the
+        # same from the saved generator; all ones: one outcome per encounter
         self._wait_scale = torch.ones(E, U, device=dev)
+        self._side_sign = torch.ones(E, U, device=dev)
         if self._kernels:  # the compiled kernels' arguments but stride and live: numpy views, built once
             self._push_kernel, self._steer_kernel = sim_kernels.compiled()
             self._kernel_push_args = (self._xy.numpy(), self._pk_xy.numpy(), self._moved.numpy(), self.sep.numpy(),
@@ -397,7 +404,7 @@ class SimEnv:
                 self.sep2.numpy(),
                 self._crowd_range.numpy(), self._pack[0, 7].numpy(), self._pack[0, 8].numpy(), self.max_stride.numpy(),
                 np.float32(HEAD_ON_TOL), self._wait_for.numpy(), self._wait_axis.numpy(), self._wait_scale.numpy(),
-                self._moved.numpy(),
+                self._side_sign.numpy(), self._moved.numpy(),
                 np.empty(U, dtype=np.int64), *np.empty((5, U), dtype=np.float32))  # the last six: scratch
         self._last = torch.full((E, n), self.n_actions, dtype=torch.long, device=dev)  # A = none
         # obs bank (see _build_obs_index): pair features [F, n, U] then can_move [n, 4]
@@ -457,9 +464,10 @@ class SimEnv:
         run_col = running[:, None]
         if self.collisions:  # a wait for a unit to pass ends with the step (mechanic 6)
             self._wait_for.copy_(self.unit_ids)
-        if self.wait_jitter:  # and lasts a little more or less each time (mechanic 9)
-            torch.rand(self._wait_scale.shape, generator=self._gen, device=self.device, out=self._wait_scale)
-            self._wait_scale.mul_(2 * self.wait_jitter).add_(1 - self.wait_jitter)
+        if self.collision_variation:  # waits and detours vary from run to run (mechanic 9)
+            draw = torch.rand(2, *self._wait_scale.shape, generator=self._gen, device=self.device)
+            self._wait_scale.copy_(1 - WAIT_JITTER + 2 * WAIT_JITTER * draw[0])
+            torch.where(draw[1] < FREE_SIDE_KEPT, self._one, -self._one, out=self._side_sign)
         for _ in range(self.substeps):
             self._substep(run_col)
 
@@ -700,7 +708,7 @@ class SimEnv:
         lat_all = torch.addcmul(ux.unsqueeze(2) * ry, uy.unsqueeze(2), rx, value=-1.0)  # > 0: j on i's left
         crowd = lat_all.mul_(d_live < self._crowd_range).sum(2)  # d_live >= BIG for the dead
         free = torch.where(crowd > self._head_on_tol, -self._one, torch.where(crowd < self._neg_head_on_tol, self._one, away))
-        sign = torch.where(mutual, away, free)
+        sign = torch.where(mutual, away, free * self._side_sign)
         # how far to step aside: sep_ij - |lat| away from the other, sep_ij + |lat| past its side;
         # half of it each when both walk into each other
         reach_side = torch.where(sign == away, -lat_b.abs(), lat_b.abs())

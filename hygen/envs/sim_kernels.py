@@ -74,10 +74,11 @@ def _push(xy, start, moved, live, sep, sep2):
 
 
 def _steer(xy, pos, vec, length, u, stride, live, created, sep, sep2, crowd_range, sep_half, side, max_stride,
-           head_on_tol, wait_for, wait_axis, wait_scale, moved, first_jb, best, px, py, vx, vy):
+           head_on_tol, wait_for, wait_axis, wait_scale, side_sign, moved, first_jb, best, px, py, vx, vy):
     """Steer every unit this chunk and move it: its displacement goes to ``moved`` [E, 2, U] and
     is added to ``pos`` [E, 2, U]; ``wait_for`` [E, U] and ``wait_axis`` [E, 2, U] (mechanic 6's
-    waits) are updated in place; ``wait_scale`` [E, U] scales each wait (mechanic 9). ``xy``
+    waits) are updated in place; ``wait_scale`` [E, U] scales each wait and ``side_sign`` [E, U]
+    (+1 / -1) keeps or swaps each free side (mechanic 9). ``xy``
     [E, 2, U]: the chunk start; ``vec`` [E, 2, U] / ``length``
     [E, U]: where each unit walks, its heading written to ``u`` [E, 2, U]; ``stride`` [E, U]: the
     planned walk. Step by step the rule of ``SimEnv._steer``; ``first_jb`` [U] (int), ``best``,
@@ -141,6 +142,7 @@ def _steer(xy, pos, vec, length, u, stride, live, created, sep, sep2, crowd_rang
                         if rx * rx + ry * ry < crowd_range[i, j] * crowd_range[i, j]:
                             crowd += ux * ry - uy * rx
                     sign = -_ONE if crowd > head_on_tol else (_ONE if crowd < -head_on_tol else away)
+                    sign *= side_sign[e, i]
                 reach_side = -abs(lat_b) if sign == away else abs(lat_b)
                 need = (sep_half[jb] + sep_half[i] + reach_side) * (_HALF if mutual else _ONE)
                 lateral = min(need, budget)
