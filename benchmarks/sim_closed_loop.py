@@ -83,6 +83,7 @@ def health_curves(state: np.ndarray, filled: np.ndarray, steps: int) -> dict[str
 
 
 def main() -> int:
+    torch.set_num_threads(1)  # the numbers are one thread's, as the simulator's speed pin
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="run directory of a policy trained on 3m")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA / "smac/3m/medium/part_0.h5")
@@ -94,7 +95,6 @@ def main() -> int:
                         "was not greedy either)")
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = p.parse_args()
-    torch.set_num_threads(1)
     if not (args.run / "config.gin").is_file():
         p.error(f"--run {args.run}: not a run directory (no config.gin); train the clone first (see --help)")
     real = load_real(args.data)
