@@ -1,6 +1,7 @@
 """Simulator throughput: env-steps/s and agent-steps/s with random valid actions.
 
-    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--collisions on|off|both] [--out tp.json]
+    python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--collisions on|off|both]
+        [--game default|calibrated|both] [--out tp.json]
 
 One CPU thread (torch.set_num_threads(1)); CUDA too when available. Random actions are
 drawn from avail_actions every step (that sampling is included in the timing, as a runner
@@ -26,19 +27,22 @@ import torch
 import hygen.envs as he
 from hygen.envs.scripted import random_actions
 
+GAMES = {"default": {}, "calibrated": dict(he.CALIBRATED_GAME),
+         "collisions on": {"collisions": True}, "collisions off": {"collisions": False}}
+
 
 def measure(map_name: str, num_envs: int, device: str, seconds: float, validate: bool, repeats: int = 3,
-            substeps: int = 2, collisions: bool | None = None) -> dict:
-    return measure_interleaved(map_name, num_envs, device, seconds, validate, repeats, substeps, [collisions])[0]
+            substeps: int = 2, game: str = "default") -> dict:
+    return measure_interleaved(map_name, num_envs, device, seconds, validate, repeats, substeps, [game])[0]
 
 
 def measure_interleaved(map_name: str, num_envs: int, device: str, seconds: float, validate: bool, repeats: int,
-                        substeps: int, collisions: list[bool | None]) -> list[dict]:
-    """One row per ``collisions`` setting (None: the SimEnv default), their timing windows
-    interleaved so that machine load falls on all of them alike."""
+                        substeps: int, games: list[str]) -> list[dict]:
+    """One row per game of ``GAMES``, their timing windows interleaved so that machine load
+    falls on all of them alike."""
     runs = []
-    for col in collisions:
-        kw = {} if col is None else {"collisions": col}
+    for game in games:
+        kw = GAMES[game]
         env = he.make(map_name, num_envs=num_envs, seed=0, device=device, validate_actions=validate,
                       substeps=substeps, **kw)
         env.reset()
@@ -61,9 +65,9 @@ def measure_interleaved(map_name: str, num_envs: int, device: str, seconds: floa
             r["best"] = min(r["best"], (time.perf_counter() - t0) / steps)
             r["best_cpu"] = min(r["best_cpu"], (time.process_time() - c0) / steps)
     rows = []
-    for col, r in zip(collisions, runs):
+    for game, r in zip(games, runs):
         eps = num_envs / r["best"]
-        rows.append({"map": map_name, "num_envs": num_envs, "device": device, "collisions": col,
+        rows.append({"map": map_name, "num_envs": num_envs, "device": device, "game": game, "env": GAMES[game],
                      "env_steps_per_s": eps, "agent_steps_per_s": eps * r["env"].n_agents,
                      "ms_per_step": 1e3 * r["best"], "env_steps_per_cpu_s": num_envs / r["best_cpu"]})
     return rows
@@ -80,8 +84,14 @@ def main() -> int:
     p.add_argument("--collisions", choices=["on", "off", "both"], default=None,
                    help="SimEnv collisions (units steer around each other; docs/simulator.md); default: the env's; "
                         "both: on and off interleaved, with their ratio")
+    p.add_argument("--game", choices=["default", "calibrated", "both"], default=None,
+                   help="the default game, the calibrated one (hygen.envs.CALIBRATED_GAME, envs/calibrated), or both "
+                        "interleaved with their ratio; overrides --collisions")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
+    games = ({"default": ["default"], "calibrated": ["calibrated"], "both": ["calibrated", "default"]}[args.game]
+             if args.game else {None: ["default"], "on": ["collisions on"], "off": ["collisions off"],
+                                "both": ["collisions on", "collisions off"]}[args.collisions])
     torch.set_num_threads(1)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
@@ -92,21 +102,19 @@ def main() -> int:
     for dev in devices:
         for m in args.maps:
             for e in args.envs:
-                cols = {None: [None], "on": [True], "off": [False], "both": [True, False]}[args.collisions]
                 got = measure_interleaved(m, e, dev, args.seconds, not args.no_validate, args.repeats,
-                                          args.substeps, cols)
+                                          args.substeps, games)
                 rows += got
                 for r in got:
-                    tag = "" if r["collisions"] is None else f" collisions {'on' if r['collisions'] else 'off'}"
                     print(f"{m:12s} {e:5d} {dev:6s} {r['env_steps_per_s']:12.0f} {r['agent_steps_per_s']:14.0f} "
-                          f"{r['ms_per_step']:8.2f} {r['env_steps_per_cpu_s']:16.0f}{tag}")
+                          f"{r['ms_per_step']:8.2f} {r['env_steps_per_cpu_s']:16.0f} {r['game']}")
                 if len(got) == 2:
-                    print(f"{'':25s} on / off: {got[0]['env_steps_per_cpu_s'] / got[1]['env_steps_per_cpu_s']:.3f} "
-                          "(per CPU-second)")
+                    print(f"{'':25s} {got[0]['game']} / {got[1]['game']}: "
+                          f"{got[0]['env_steps_per_cpu_s'] / got[1]['env_steps_per_cpu_s']:.3f} (per CPU-second)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"threads": 1, "validate_actions": not args.no_validate, "substeps": args.substeps,
-                                        "collisions": args.collisions or "default",
+                                        "games": games,
                                         "repeats": args.repeats, "load_average_1min": load, "rows": rows},
                                        indent=2))
     return 0

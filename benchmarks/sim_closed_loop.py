@@ -29,15 +29,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hygen.envs import CALIBRATED_GAME
 from hygen.envs.maps import get_map
 from hygen.envs.sim_fidelity import _hold_final, _Units, load_real
 
 DEFAULT_DATA = Path(os.environ.get("HYGEN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-GAMES = {"default": [], "collisions": ["SimEnv.collisions = True"],
-         "sticky retaliation": ["SimEnv.sticky_retaliation = True"],
-         "calibrated": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"],
-         "calibrated + variation": ["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True",
-                                    "SimEnv.collision_variation = True"]}
+def _bindings(**kw) -> list[str]:
+    return [f"SimEnv.{k} = {v}" for k, v in kw.items()]
+
+
+# the calibrated game (hygen.envs.CALIBRATED_GAME) and the steps that led to it
+GAMES = {"default": [], "collisions": _bindings(collisions=True),
+         "collisions + sticky": _bindings(collisions=True, sticky_retaliation=True),  # session 10's calibrated
+         "collisions + sticky + formation": _bindings(collisions=True, sticky_retaliation=True, formation_move=True),
+         "calibrated": _bindings(**CALIBRATED_GAME),
+         "calibrated + variation": _bindings(**CALIBRATED_GAME, collision_variation=True)}
 KINDS = ("no-op", "stop", "north", "south", "east", "west", "attack")
 
 
@@ -94,6 +100,8 @@ def main() -> int:
                    help="draw each action from the policy's softmax instead of its argmax (the data's policy "
                         "was not greedy either)")
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    p.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES), metavar="GAME",
+                   help=f"games to play (default: all of {', '.join(GAMES)})")
     args = p.parse_args()
     if not (args.run / "config.gin").is_file():
         p.error(f"--run {args.run}: not a run directory (no config.gin); train the clone first (see --help)")
@@ -109,15 +117,16 @@ def main() -> int:
           + "  ".join(f"{real_hp['ally'][t]:.2f}/{real_hp['enemy'][t]:.2f}" for t in marks))
     out = {"run": str(args.run), "data": str(args.data), "episodes": args.episodes, "sample": args.sample,
            "games": {}}
-    print(f"{'game':20s} {'win':>6s} {'return':>7s}  total variation of the action-kind mix per step, 0..{args.steps - 1}")
-    for game, bindings in GAMES.items():
+    print(f"{'game':34s} {'win':>6s} {'return':>7s}  total variation of the action-kind mix per step, 0..{args.steps - 1}")
+    for game in args.games:
+        bindings = GAMES[game]
         res = play(args.run, bindings, args.episodes, args.seed, args.sample)
         shares = kind_shares(res["actions"], res["filled"], args.steps)
         tv = 0.5 * np.abs(shares - real_shares).sum(1)
         hp = health_curves(res["state"], res["filled"], args.steps)
-        print(f"{game:20s} {res['win_rate']:6.3f} {res['return_mean']:7.2f}  mean {np.nanmean(tv):.3f}: "
+        print(f"{game:34s} {res['win_rate']:6.3f} {res['return_mean']:7.2f}  mean {np.nanmean(tv):.3f}: "
               + " ".join("-" if np.isnan(x) else f"{x:.2f}" for x in tv))
-        print(f"{'':20s} health ally / enemy: " + "  ".join(f"{hp['ally'][t]:.2f}/{hp['enemy'][t]:.2f}" for t in marks))
+        print(f"{'':34s} health ally / enemy: " + "  ".join(f"{hp['ally'][t]:.2f}/{hp['enemy'][t]:.2f}" for t in marks))
         out["games"][game] = {"win_rate": res["win_rate"], "return_mean": res["return_mean"],
                               "tv_per_step": [None if np.isnan(x) else float(x) for x in tv],
                               "tv_mean": float(np.nanmean(tv)),

@@ -1,6 +1,6 @@
 """The built-in simulator against real SC2 episodes (3m medium): three tables.
 
-    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--collisions] [--substeps 2] [--out fidelity.json] [--plot fidelity.png]
+    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--calibrated | --collisions ...] [--substeps 2] [--out fidelity.json] [--plot fidelity.png]
 
 1. Calibration: pinned rows are game mechanics the real data determines (must agree within
    5 %); the others depend on the behaviour policy (the sim runs the focus-fire heuristic with
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from hygen.envs import CALIBRATED_GAME
 from hygen.envs.scripted import focus_fire_actions
 from hygen.envs.sim_fidelity import (
     KINDS,
@@ -45,9 +46,18 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="write the tables as JSON")
     p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
     p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
+    p.add_argument("--calibrated", action="store_true",
+                   help="simulate the calibrated game (hygen.envs.CALIBRATED_GAME, gin envs/calibrated); "
+                        "the mechanic flags below add to it")
     p.add_argument("--collisions", action="store_true", help="simulate with SimEnv(collisions=True) (units steer around each other)")
     p.add_argument("--sticky-retaliation", action="store_true",
                    help="simulate with SimEnv(sticky_retaliation=True) (an AI unit keeps an attacker it fights)")
+    p.add_argument("--collision-variation", action="store_true",
+                   help="simulate with SimEnv(collision_variation=True) (collisions resolve differently run to run)")
+    p.add_argument("--formation-move", action="store_true",
+                   help="simulate with SimEnv(formation_move=True) (a side's attack-move keeps its formation)")
+    p.add_argument("--reissue-lockout", action="store_true",
+                   help="simulate with SimEnv(reissue_lockout=True) (no ally shot on the loop SMAC re-issues orders)")
     p.add_argument("--execute-out-of-range", action="store_true",
                    help="open loop: carry out recorded attack orders on living targets beyond SMAC's range in the "
                         "sim (the unit walks into range, as in SC2) instead of replacing them by stop")
@@ -58,7 +68,11 @@ def main() -> int:
     data = load_real(args.data)
     real = fidelity_stats(data, "3m")
     g = torch.Generator().manual_seed(args.seed)
-    env_kw = {"collisions": args.collisions, "sticky_retaliation": args.sticky_retaliation}
+    env_kw = {k: v for k, v in CALIBRATED_GAME.items() if args.calibrated}
+    env_kw |= {k: True for k, on in (("collisions", args.collisions), ("sticky_retaliation", args.sticky_retaliation),
+                                     ("collision_variation", args.collision_variation),
+                                     ("formation_move", args.formation_move),
+                                     ("reissue_lockout", args.reissue_lockout)) if on}
     if args.substeps is not None:
         env_kw["substeps"] = args.substeps
     sim_eps = record_sim("3m", lambda env: focus_fire_actions(env, args.epsilon, g), args.episodes, args.seed, **env_kw)

@@ -70,8 +70,13 @@ def test_simulator_bindings_apply_without_binding_the_backend():
 
 
 def test_the_calibrated_game_file_switches_the_off_by_default_mechanics_on():
+    """envs/calibrated.gin and hygen.envs.CALIBRATED_GAME (the benchmarks' and tests' spelling)
+    are the same game, and every mechanic in it is off by default."""
     from hygen.config import parse_config
+    from hygen.envs import CALIBRATED_GAME
 
+    default = make("3m", num_envs=1)
+    assert not any(getattr(default, k) for k in CALIBRATED_GAME)
     parse_config(["envs/calibrated"])
     env = make("3m", num_envs=1)
-    assert env.collisions and env.sticky_retaliation
+    assert {k: getattr(env, k) for k in CALIBRATED_GAME} == CALIBRATED_GAME

@@ -7,7 +7,7 @@ import torch
 
 from hygen.envs.maps import MAPS, TASK_SETS, MapSpec, TaskSet, UnknownNameError, get_map, task_set
 from hygen.envs.sc2 import SC2Env, SC2NotAvailableError, check_sc2  # imports SMAC only to build an env
-from hygen.envs.sim import InvalidActionError, SimEnv, StepOutput
+from hygen.envs.sim import CALIBRATED_GAME, InvalidActionError, SimEnv, StepOutput
 
 BACKENDS = ("sim", "sc2")
 
@@ -60,6 +60,7 @@ def check_backend(maps) -> None:
 
 __all__ = [
     "BACKENDS",
+    "CALIBRATED_GAME",
     "MAPS",
     "TASK_SETS",
     "InvalidActionError",

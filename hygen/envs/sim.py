@@ -46,6 +46,10 @@ N_NO_ATTACK = 6
 # units start on attack-move and switch to "engaged" at their first target (docs/simulator.md).
 ORDER_STOP, ORDER_MOVE, ORDER_ATTACK, ORDER_ATTACK_MOVE, ORDER_ENGAGED = range(5)
 
+# The calibrated game: the mechanics the default game leaves off that bring whole fights closer
+# to the real 3m recordings (docs/simulator.md). configs/envs/calibrated.gin binds the same.
+CALIBRATED_GAME = {"collisions": True, "sticky_retaliation": True, "formation_move": True, "reissue_lockout": True}
+
 # SMAC reward defaults (reward_only_positive=True, reward_scale_rate=20)
 REWARD_DEATH = 10.0
 REWARD_WIN = 200.0
@@ -132,6 +136,15 @@ class SimEnv:
             instead of turning to the nearest attacker (docs/simulator.md, mechanic 8); off by
             default, like ``collisions``, because the datasets and sweeps of the current game
             were made without it.
+        formation_move: an attack-move of a whole side (the enemies', SMAC's map trigger)
+            keeps the side's formation: each unit heads for the goal plus its offset from the
+            side's centroid, so the group walks in parallel as SC2 moves a group ordered beyond
+            its own extent (docs/simulator.md, mechanic 10). Off (default): every unit heads
+            for the goal itself and the group narrows on the way.
+        reissue_lockout: a unit commanded through SMAC's actions cannot fire on the step's
+            last game loop, where SMAC re-issues its order; a shot due then waits for the next
+            step's first loop. Replaces the U(0, FIRE_DELAY_MAX)-loop reaction delay before
+            every shot (docs/simulator.md, mechanic 11). Off (default): the delay.
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
@@ -141,7 +154,8 @@ class SimEnv:
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
                  ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False,
-                 sticky_retaliation: bool = False, collision_variation: bool = False):
+                 sticky_retaliation: bool = False, collision_variation: bool = False,
+                 formation_move: bool = False, reissue_lockout: bool = False):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -161,6 +175,8 @@ class SimEnv:
                           "their right, a mirror makes that the left); use mirror_spawn='rotate'", stacklevel=2)
         self.collisions = collisions
         self.sticky_retaliation = sticky_retaliation
+        self.formation_move = formation_move
+        self.reissue_lockout = reissue_lockout
         if collision_variation and not collisions:
             raise ValueError("collision_variation varies how collisions resolve; it needs collisions=True")
         self.collision_variation = collision_variation
@@ -234,7 +250,9 @@ class SimEnv:
         self.cd_base = col("cooldown") + COOLDOWN_JITTER[0] - dt
         # reaction delay before a shot: only units commanded through SMAC's actions have one
         commanded = ~self.is_enemy & (not self.ally_ai)
-        self.delay_max = FIRE_DELAY_MAX * commanded.float()
+        self.delay_max = FIRE_DELAY_MAX * commanded.float() * (not self.reissue_lockout)
+        # the last loop of a step at which a unit can fire: commanded units lose the re-issue loop
+        self._last_fire_loop = dt - commanded.float() * self.reissue_lockout
         g = self.geometry
         if any(v != int(v) for v in g.pathable):
             raise ValueError(f"pathable box must have integer edges, got {g.pathable}")
@@ -305,6 +323,9 @@ class SimEnv:
         # the packed float state of a fresh episode, [F_STATE, U]
         goal = torch.where(self.is_enemy, torch.tensor(g.ally_spawn, device=dev)[:, None],
                            torch.tensor(g.enemy_spawn, device=dev)[:, None])  # attack-move goals
+        if self.formation_move:  # each unit keeps its offset from its side's centroid (mechanic 10)
+            offset = torch.cat([ally - ally.mean(0), enemy - enemy.mean(0)]).to(dev).T
+            goal = goal + offset
         zeros = torch.zeros(self.n_units, device=dev)
         # creation order within a side: SC2 creates a side's units one by one at the spawn spiral
         # (centre first); in a head-on encounter of two units of a side the one created first
@@ -468,8 +489,8 @@ class SimEnv:
             draw = torch.rand(2, *self._wait_scale.shape, generator=self._gen, device=self.device)
             self._wait_scale.copy_(1 - WAIT_JITTER + 2 * WAIT_JITTER * draw[0])
             torch.where(draw[1] < FREE_SIDE_KEPT, self._one, -self._one, out=self._side_sign)
-        for _ in range(self.substeps):
-            self._substep(run_col)
+        for k in range(self.substeps):
+            self._substep(run_col, last=k == self.substeps - 1)
 
         # --- reward (SMAC reward_battle, reward_only_positive=True) -----------------
         # A dead unit has no health and no shield left, so "health + shield lost" already
@@ -522,7 +543,7 @@ class SimEnv:
         self._goal[:, :, :n] = self._xy[:, :, :n] + self.action_offset[:, actions].transpose(0, 1)
         self.target[:, :n] = self.action_target_flat[actions + self._agent_row]
 
-    def _substep(self, run_col: torch.Tensor) -> None:
+    def _substep(self, run_col: torch.Tensor, last: bool = False) -> None:
         """Simulate ``dt`` game loops: separation, targeting, movement, attacks, regen.
 
         Pairwise tensors are [E, i, j] (unit i looking at unit j) and symmetric where they
@@ -623,9 +644,10 @@ class SimEnv:
 
         # --- attacks ----------------------------------------------------------------------
         # A weapon fires at the first whole game loop tau in (0, dt] at which its cooldown plus
-        # the per-shot reaction delay has run out, if the target is in range at substep start.
+        # the per-shot reaction delay has run out, if the target is in range at substep start;
+        # with reissue_lockout a commanded unit's last chance is the loop before the step ends.
         tau = torch.ceil(self.cooldown + self.delay).clamp_(min=1.0)
-        fire = cur_in_range & (tau <= self._dt)
+        fire = cur_in_range & (tau <= (self._last_fire_loop if last else self._dt))
         dmg = (self.attack_dmg[ids, cur] if self.dmg_depends_on_target else self.attack_dmg[:, 0]) * fire
         raw = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, dmg)  # damage taken
         if self.has_shields or self.has_armor:

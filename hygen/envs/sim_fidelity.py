@@ -460,7 +460,8 @@ def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed
     between the sim's and SC2's displacement of living allies by recorded order kind, and
     ``move_err_enemy``; ``deaths_real/sim`` per step and ``deaths_same``: share of real
     deaths the sim reproduces on the same unit; ``ally_shots_real/sim``: shots per living
-    ally per step (from the cooldown reset); ``enemy_focus_real/sim``: of the steps in which
+    ally per step (from the cooldown reset), ``ally_shot_agree``: the share of living-ally
+    steps in which the sim fires exactly when SC2 did; ``enemy_focus_real/sim``: of the steps in which
     the enemies land 2+ hits while every ally lives, the share with all hits on one ally;
     ``sidestep_same_side``: of the units that in SC2 went round a unit of their own side
     standing in front of them (within 0.9, stepping more than 0.3 across the line to it), the
@@ -534,4 +535,5 @@ def teacher_forced(real: dict[str, np.ndarray], spec: MapSpec | str = "3m", seed
     shot_r = cd1r > np.maximum(cd0 - LOOPS_PER_STEP, 0) + 0.05
     shot_s = cd1s > np.maximum(cd0 - LOOPS_PER_STEP, 0) + 0.05
     out["ally_shots_real"], out["ally_shots_sim"] = float(shot_r[live_a].mean()), float(shot_s[live_a].mean())
+    out["ally_shot_agree"] = float((shot_r == shot_s)[live_a].mean())
     return out
