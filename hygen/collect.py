@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from hygen.buffers import EpisodeBatch, read_episodes, validate_file, write_episodes
-from hygen.envs import get_map
+from hygen.envs import bound_game, get_map
 from hygen.runner import Runner
 
 __all__ = ["QUALITIES", "CollectError", "HeuristicController", "choose_medium_snapshot", "collect_map",
@@ -194,6 +194,12 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
         meta["qmix_config"] = dict(config)
     if config and (config.get("gin_files") or config.get("gin_params")):
         meta["gin"] = dict(config)  # what shaped the data, the game included (e.g. envs/calibrated)
+    game = bound_game(map_name)  # which the Trainer checks the data against
+    if meta.get("game", game) != game:
+        raise CollectError(f"{meta_path}: this map's data were collected in the game {meta['game']}, this "
+                           f"collection plays {game}; bind the same game (e.g. --gin_file envs/calibrated) or "
+                           f"remove {data_root / map_name} to recollect")
+    meta["game"] = game
 
     unknown = [q for q in qualities if q not in QUALITIES]
     if unknown or not qualities:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gin
@@ -60,6 +61,33 @@ class Learner(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, sd: dict) -> None: ...
+
+
+def _check_data_game(data_root, maps) -> None:
+    """Offline data collected in one game (SimEnv mechanics, or real SC2) and played online and
+    evaluated in another is a different experiment from the one the paper runs: refuse it unless
+    asked for (``Trainer.data_from_other_game = True``). Data without a record of its game
+    (ODIS's SC2 files, collections before the record existed) are not checked."""
+    import json
+
+    from hygen.envs import bound_game
+
+    for m in maps:
+        meta_path = Path(data_root) / m / "collect.json"
+        try:
+            made_in = json.loads(meta_path.read_text()).get("game")
+        except (OSError, ValueError):
+            continue
+        if made_in is None:
+            continue
+        plays = bound_game(m)
+        if made_in != plays:
+            diff = ", ".join(f"{k}: data {made_in.get(k)} / run {plays.get(k)}"
+                             for k in sorted(set(made_in) | set(plays)) if made_in.get(k) != plays.get(k))
+            raise DatasetError(f"{meta_path}: the {m} data were collected in another game than this run plays "
+                               f"({diff}). Bind the data's game (e.g. --gin_file envs/calibrated, or its "
+                               "absence), recollect, or set Trainer.data_from_other_game = True to train on "
+                               "them anyway")
 
 
 @gin.configurable
@@ -108,7 +136,8 @@ class Trainer:
                  eval_every: int = 1000, eval_episodes: int = 32, checkpoint_every: int = 1000,
                  log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
                  offline_episodes: int | None = 2000, num_threads=None,
-                 stop_win_rate: float | None = None, callbacks=(), diagnostics=None):
+                 stop_win_rate: float | None = None, callbacks=(), diagnostics=None,
+                 data_from_other_game: bool = False):
         from hygen.envs import check_backend, get_map
         from hygen.rundir import RunDir
         from hygen.utils import keep_freed_memory, resolve_device, set_threads, threads_were_set
@@ -184,6 +213,8 @@ class Trainer:
                              for i, m in enumerate(self.eval_maps)}
         self._buffers: dict | None = None
         self.offline = self._load_offline(data_root, data_quality, offline_episodes)
+        if self.offline and not data_from_other_game:
+            _check_data_game(data_root, self.source_maps)
 
         self.step = 0
         self.env_steps = 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hygen import collect
-from hygen.buffers import OfflineDataset, read_episodes, validate_file
+from hygen.buffers import DatasetError, OfflineDataset, read_episodes, validate_file
 from hygen.collect import CollectError, choose_expert_snapshot, choose_medium_snapshot, collect_map, part_path
 
 torch.set_num_threads(1)  # tiny networks on a shared 2-core CPU: extra threads only spin
@@ -150,7 +150,7 @@ def test_flank_steps_aside_until_the_wait_is_over_then_focus_fires():
     assert (moved[..., 1] > 3).any()  # the team went north before turning to fight
 
 
-def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch):
+def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch, capsys):
     """`hygen collect --gin_file envs/calibrated` (heuristic policy too) collects in the calibrated
     game, records the files in collect.json, and gives other trajectories than the default game."""
     import h5py
@@ -169,3 +169,30 @@ def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch):
         with h5py.File(part_path(tmp_path / root, "3m", "expert"), "r") as f:
             states.append(f["state"][:, :5])
     assert states[0].shape == states[1].shape and not (states[0] == states[1]).all()
+    # collect.json records the game, and a collection in another game does not resume into it
+    from hygen.envs import CALIBRATED_GAME, MECHANICS
+
+    games = {r: json.loads((tmp_path / r / "3m" / "collect.json").read_text())["game"] for r in ("default", "calibrated")}
+    assert games["default"] == {"backend": "sim", **{k: False for k in MECHANICS}}
+    assert games["calibrated"] == {"backend": "sim", **{k: CALIBRATED_GAME.get(k, False) for k in MECHANICS}}
+    assert main([*args, "--data-root", str(tmp_path / "default"), "--gin_file", "envs/calibrated"]) != 0
+    assert "collected in the game" in capsys.readouterr().err
+
+    # a run that plays another game than its data's is refused, naming the file and the override
+    from hygen import config
+    from hygen.trainer import Trainer
+
+    def trainer(*bindings):
+        config.reset()
+        config.parse_config(["methods/bc_t", "runs/offline", "data/expert"],
+                            ["SOURCE_MAPS = ['3m']", "EVAL_MAPS = ['3m']", f"DATA_ROOT = '{tmp_path / 'default'}'",
+                             "SKILL_STEPS = 1", "POLICY_STEPS = 1", "Trainer.offline_episodes = 8", *bindings])
+        try:
+            return Trainer(run_dir=tmp_path / "run", seed=0, num_threads=1)
+        finally:
+            config.reset()
+
+    assert len(trainer().offline["3m"]) == 8
+    with pytest.raises(DatasetError, match=r"3m/collect.json.*collisions: data False / run True.*data_from_other_game"):
+        trainer("SimEnv.collisions = True")
+    assert len(trainer("SimEnv.collisions = True", "Trainer.data_from_other_game = True").offline["3m"]) == 8

@@ -7,7 +7,7 @@ import torch
 
 from hygen.envs.maps import MAPS, TASK_SETS, MapSpec, TaskSet, UnknownNameError, get_map, task_set
 from hygen.envs.sc2 import SC2Env, SC2NotAvailableError, check_sc2  # imports SMAC only to build an env
-from hygen.envs.sim import CALIBRATED_GAME, InvalidActionError, SimEnv, StepOutput
+from hygen.envs.sim import CALIBRATED_GAME, MECHANICS, InvalidActionError, SimEnv, StepOutput
 
 BACKENDS = ("sim", "sc2")
 
@@ -50,6 +50,16 @@ def make(map_name: str, num_envs: int = 1, seed: int = 0, device: str | torch.de
     return cls(map_name, num_envs=num_envs, seed=seed, device=device, **kwargs)
 
 
+def bound_game(map_name: str) -> dict:
+    """The game the bound backend plays on ``map_name``: ``{"backend": "sc2"}`` for real
+    StarCraft II, else ``{"backend": "sim", <mechanic>: on/off, ...}`` (``SimEnv.game``, gin
+    bindings such as ``--gin_file envs/calibrated`` included). Data collected in one game and
+    trained on in another is a different experiment; ``hygen collect`` records it."""
+    if issubclass(_backend_class(bound_backend()), SC2Env):
+        return {"backend": "sc2"}
+    return {"backend": "sim", **make(map_name, num_envs=1, backend="sim").game}
+
+
 def check_backend(maps) -> None:
     """Fail now, with what to install, when the bound backend cannot run ``maps`` (SC2 missing),
     rather than at the first evaluation."""
@@ -62,6 +72,7 @@ __all__ = [
     "BACKENDS",
     "CALIBRATED_GAME",
     "MAPS",
+    "MECHANICS",
     "TASK_SETS",
     "InvalidActionError",
     "MapSpec",
@@ -72,6 +83,7 @@ __all__ = [
     "TaskSet",
     "UnknownNameError",
     "bound_backend",
+    "bound_game",
     "check_backend",
     "get_map",
     "make",

@@ -46,6 +46,8 @@ N_NO_ATTACK = 6
 # units start on attack-move and switch to "engaged" at their first target (docs/simulator.md).
 ORDER_STOP, ORDER_MOVE, ORDER_ATTACK, ORDER_ATTACK_MOVE, ORDER_ENGAGED = range(5)
 
+# The switchable mechanics: which are on is the game a SimEnv plays (SimEnv.game).
+MECHANICS = ("collisions", "sticky_retaliation", "collision_variation", "formation_move", "reissue_lockout")
 # The calibrated game: the mechanics the default game leaves off that bring whole fights closer
 # to the real 3m recordings (docs/simulator.md). configs/envs/calibrated.gin binds the same.
 CALIBRATED_GAME = {"collisions": True, "sticky_retaliation": True, "formation_move": True, "reissue_lockout": True}
@@ -196,6 +198,12 @@ class SimEnv:
         self._alloc()
         self._needs_reset = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self._obs = self._state = self._avail = None
+
+    @property
+    def game(self) -> dict[str, bool]:
+        """Which switchable mechanics are on (``MECHANICS``): what data made here must be
+        played with (``hygen collect`` records it; the Trainer checks it)."""
+        return {k: bool(getattr(self, k)) for k in MECHANICS}
 
     # ------------------------------------------------------------------ constants
     def _build_constants(self) -> None:
