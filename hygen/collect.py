@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from hygen.buffers import EpisodeBatch, read_episodes, validate_file, write_episodes
-from hygen.envs import bound_game, get_map
+from hygen.envs import bound_game, game_differences, get_map
 from hygen.runner import Runner
 
 __all__ = ["QUALITIES", "CollectError", "HeuristicController", "choose_medium_snapshot", "collect_map",
@@ -195,10 +195,10 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
     if config and (config.get("gin_files") or config.get("gin_params")):
         meta["gin"] = dict(config)  # what shaped the data, the game included (e.g. envs/calibrated)
     game = bound_game(map_name)  # which the Trainer checks the data against
-    if meta.get("game", game) != game:
-        raise CollectError(f"{meta_path}: this map's data were collected in the game {meta['game']}, this "
-                           f"collection plays {game}; bind the same game (e.g. --gin_file envs/calibrated) or "
-                           f"remove {data_root / map_name} to recollect")
+    if "game" in meta and game_differences(meta["game"], game):
+        raise CollectError(f"{meta_path}: this map's data were collected in another game than this collection "
+                           f"plays (data / now: {', '.join(game_differences(meta['game'], game))}); bind the same "
+                           f"game (e.g. --gin_file envs/calibrated) or remove {data_root / map_name} to recollect")
     meta["game"] = game
 
     unknown = [q for q in qualities if q not in QUALITIES]

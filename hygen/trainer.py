@@ -70,7 +70,7 @@ def _check_data_game(data_root, maps) -> None:
     (ODIS's SC2 files, collections before the record existed) are not checked."""
     import json
 
-    from hygen.envs import bound_game
+    from hygen.envs import bound_game, game_differences
 
     for m in maps:
         meta_path = Path(data_root) / m / "collect.json"
@@ -80,12 +80,10 @@ def _check_data_game(data_root, maps) -> None:
             continue
         if made_in is None:
             continue
-        plays = bound_game(m)
-        if made_in != plays:
-            diff = ", ".join(f"{k}: data {made_in.get(k)} / run {plays.get(k)}"
-                             for k in sorted(set(made_in) | set(plays)) if made_in.get(k) != plays.get(k))
+        diff = game_differences(made_in, bound_game(m))
+        if diff:
             raise DatasetError(f"{meta_path}: the {m} data were collected in another game than this run plays "
-                               f"({diff}). Bind the data's game (e.g. --gin_file envs/calibrated, or its "
+                               f"(data / run: {', '.join(diff)}). Bind the data's game (e.g. --gin_file envs/calibrated, or its "
                                "absence), recollect, or set Trainer.data_from_other_game = True to train on "
                                "them anyway")
 

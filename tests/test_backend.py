@@ -80,3 +80,16 @@ def test_the_calibrated_game_file_switches_the_off_by_default_mechanics_on():
     parse_config(["envs/calibrated"])
     env = make("3m", num_envs=1)
     assert {k: getattr(env, k) for k in CALIBRATED_GAME} == CALIBRATED_GAME
+
+
+def test_a_game_record_without_a_mechanic_had_it_off():
+    """Records made before a mechanic existed do not name it: it was off, so they still match a
+    game that leaves it off and differ from one that turns it on."""
+    from hygen.envs import bound_game, game_differences
+
+    now = bound_game("3m")
+    old = {k: v for k, v in now.items() if k != "reissue_lockout"}
+    assert now["backend"] == "sim" and not now["reissue_lockout"]
+    assert game_differences(old, now) == []
+    assert game_differences(old, {**now, "reissue_lockout": True}) == ["reissue_lockout: False / True"]
+    assert game_differences({"backend": "sc2"}, now) == ["backend: sc2 / sim"]

@@ -176,7 +176,7 @@ def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch, ca
     assert games["default"] == {"backend": "sim", **{k: False for k in MECHANICS}}
     assert games["calibrated"] == {"backend": "sim", **{k: CALIBRATED_GAME.get(k, False) for k in MECHANICS}}
     assert main([*args, "--data-root", str(tmp_path / "default"), "--gin_file", "envs/calibrated"]) != 0
-    assert "collected in the game" in capsys.readouterr().err
+    assert "collected in another game" in capsys.readouterr().err
 
     # a run that plays another game than its data's is refused, naming the file and the override
     from hygen import config
@@ -193,6 +193,6 @@ def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch, ca
             config.reset()
 
     assert len(trainer().offline["3m"]) == 8
-    with pytest.raises(DatasetError, match=r"3m/collect.json.*collisions: data False / run True.*data_from_other_game"):
+    with pytest.raises(DatasetError, match=r"3m/collect.json.*collisions: False / True.*data_from_other_game"):
         trainer("SimEnv.collisions = True")
     assert len(trainer("SimEnv.collisions = True", "Trainer.data_from_other_game = True").offline["3m"]) == 8

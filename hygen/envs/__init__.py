@@ -60,6 +60,13 @@ def bound_game(map_name: str) -> dict:
     return {"backend": "sim", **make(map_name, num_envs=1, backend="sim").game}
 
 
+def game_differences(a: dict, b: dict) -> list[str]:
+    """Where two recorded games (``bound_game``) differ, as ``"key: a / b"``; a mechanic a
+    record does not name was off (records made before it existed)."""
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: {a.get(k, False)} / {b.get(k, False)}" for k in keys if a.get(k, False) != b.get(k, False)]
+
+
 def check_backend(maps) -> None:
     """Fail now, with what to install, when the bound backend cannot run ``maps`` (SC2 missing),
     rather than at the first evaluation."""
@@ -85,6 +92,7 @@ __all__ = [
     "bound_backend",
     "bound_game",
     "check_backend",
+    "game_differences",
     "get_map",
     "make",
     "task_set",
