@@ -81,6 +81,13 @@ def play(run: Path, bindings: list[str], episodes: int, seed: int, sample: bool 
             "return_mean": float(np.mean(stats.returns))}
 
 
+def win_interval(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson interval of a win rate from n episodes (256 episodes: about +-6 points)."""
+    p = wins / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
 def health_curves(state: np.ndarray, filled: np.ndarray, steps: int) -> dict[str, np.ndarray]:
     """Mean health fraction of each side per step (an ended episode keeps its final state)."""
     lengths = filled.sum(1) - 1
@@ -111,23 +118,29 @@ def main() -> int:
     real_shares = kind_shares(real["actions"], np.arange(fil.shape[1])[None] < lengths[:, None], args.steps)
     rets = (real["reward"] * fil).sum(1)
     real_hp = health_curves(real["state"], fil, args.steps)
-    print(f"real SC2 ({args.data}): {len(lengths)} episodes, return {rets.mean():.2f}")
+    final = _Units(_hold_final(real["state"], lengths)[:, -1], get_map("3m"))
+    won = int((final.hp[:, 3:] == 0).all(-1).sum())  # every enemy dead in the last recorded state
+    lo, hi = win_interval(won, len(lengths))
+    print(f"real SC2 ({args.data}): {len(lengths)} episodes, win {won / len(lengths):.3f} [{lo:.3f}, {hi:.3f}], "
+          f"return {rets.mean():.2f}")
     marks = [t for t in (8, 12, 16, 20) if t < args.steps]
     print("  health ally / enemy at steps " + ", ".join(map(str, marks)) + ": "
           + "  ".join(f"{real_hp['ally'][t]:.2f}/{real_hp['enemy'][t]:.2f}" for t in marks))
     out = {"run": str(args.run), "data": str(args.data), "episodes": args.episodes, "sample": args.sample,
            "games": {}}
-    print(f"{'game':34s} {'win':>6s} {'return':>7s}  total variation of the action-kind mix per step, 0..{args.steps - 1}")
+    print(f"{'game':34s} {'win [95 % interval]':>20s} {'return':>7s}  total variation of the action-kind mix per step, "
+          f"0..{args.steps - 1}")
     for game in args.games:
         bindings = GAMES[game]
         res = play(args.run, bindings, args.episodes, args.seed, args.sample)
         shares = kind_shares(res["actions"], res["filled"], args.steps)
         tv = 0.5 * np.abs(shares - real_shares).sum(1)
         hp = health_curves(res["state"], res["filled"], args.steps)
-        print(f"{game:34s} {res['win_rate']:6.3f} {res['return_mean']:7.2f}  mean {np.nanmean(tv):.3f}: "
+        lo, hi = win_interval(res["win_rate"] * args.episodes, args.episodes)
+        print(f"{game:34s} {res['win_rate']:6.3f} [{lo:.3f}, {hi:.3f}] {res['return_mean']:7.2f}  mean {np.nanmean(tv):.3f}: "
               + " ".join("-" if np.isnan(x) else f"{x:.2f}" for x in tv))
         print(f"{'':34s} health ally / enemy: " + "  ".join(f"{hp['ally'][t]:.2f}/{hp['enemy'][t]:.2f}" for t in marks))
-        out["games"][game] = {"win_rate": res["win_rate"], "return_mean": res["return_mean"],
+        out["games"][game] = {"win_rate": res["win_rate"], "win_rate_ci95": [lo, hi], "return_mean": res["return_mean"],
                               "tv_per_step": [None if np.isnan(x) else float(x) for x in tv],
                               "tv_mean": float(np.nanmean(tv)),
                               "ally_health": [float(x) for x in hp["ally"]], "enemy_health": [float(x) for x in hp["enemy"]]}
