@@ -13,7 +13,7 @@ and return are printed beside the real data's.
         --gin_param "DATA_ROOT = '../shared/data/smac'" --gin_param "SKILL_STEPS = 600" \\
         --gin_param "POLICY_STEPS = 1400" --gin_param "Trainer.batch_size = 32" \\
         --gin_param "Trainer.offline_episodes = 2000" --run_dir runs/bc_real3m --threads 1
-    python benchmarks/sim_closed_loop.py --run runs/bc_real3m [--episodes 128] [--out closed_loop.json]
+    python benchmarks/sim_closed_loop.py --run runs/bc_real3m [--episodes 128] [--out closed_loop.json] [--plot closed_loop.png]
 
 A clone of the simulator's own QMIX data (DATA_ROOT = the simulator's data root) is the control:
 in the game its data came from it should follow its data closely.
@@ -95,6 +95,41 @@ def health_curves(state: np.ndarray, filled: np.ndarray, steps: int) -> dict[str
     return {"ally": u.hp[..., :3].mean((0, 2)), "enemy": u.hp[..., 3:].mean((0, 2))}
 
 
+def plot_games(real_hp: dict, out: dict, path: Path) -> None:
+    """Per game: the action mix's distance from SC2's and both sides' health, against SC2's."""
+    try:
+        import matplotlib
+    except ImportError:
+        print(f"matplotlib is not installed: no plot written to {path} (pip install matplotlib)")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    t = np.arange(len(real_hp["ally"]))
+    for side, ax in zip(("ally", "enemy"), axes[1:]):
+        ax.plot(t, real_hp[side], "k", lw=2.5, label="SC2")
+    for i, (game, g) in enumerate(out["games"].items()):
+        c = f"C{i}"
+        lo, hi = g["win_rate_ci95"]
+        axes[0].plot(t, [np.nan if x is None else x for x in g["tv_per_step"]], c,
+                     label=f"{game}: win {100 * g['win_rate']:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]")
+        for side, ax in zip(("ally", "enemy"), axes[1:]):
+            ax.plot(t, g[f"{side}_health"], c + "--", label=game)
+    axes[0].set_title("total variation of the action-kind mix from SC2's")
+    axes[1].set_title("mean ally health")
+    axes[2].set_title("mean enemy health")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Closed loop: {out['run']} in each game, {out['episodes']} episodes "
+                 f"(SC2 win {100 * out['sc2_win_rate']:.0f} %)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    print(f"plot written to {path}")
+
+
 def main() -> int:
     torch.set_num_threads(1)  # the numbers are one thread's, as the simulator's speed pin
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +142,7 @@ def main() -> int:
                    help="draw each action from the policy's softmax instead of its argmax (the data's policy "
                         "was not greedy either)")
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="write the curves as a PNG (needs matplotlib)")
     p.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES), metavar="GAME",
                    help=f"games to play (default: all of {', '.join(GAMES)})")
     args = p.parse_args()
@@ -127,7 +163,7 @@ def main() -> int:
     print("  health ally / enemy at steps " + ", ".join(map(str, marks)) + ": "
           + "  ".join(f"{real_hp['ally'][t]:.2f}/{real_hp['enemy'][t]:.2f}" for t in marks))
     out = {"run": str(args.run), "data": str(args.data), "episodes": args.episodes, "sample": args.sample,
-           "games": {}}
+           "sc2_win_rate": won / len(lengths), "games": {}}
     print(f"{'game':34s} {'win [95 % interval]':>20s} {'return':>7s}  total variation of the action-kind mix per step, "
           f"0..{args.steps - 1}")
     for game in args.games:
@@ -146,6 +182,8 @@ def main() -> int:
                               "ally_health": [float(x) for x in hp["ally"]], "enemy_health": [float(x) for x in hp["enemy"]]}
     if args.out:
         args.out.write_text(json.dumps(out, indent=2))
+    if args.plot:
+        plot_games(real_hp, out, args.plot)
     return 0
 
 
