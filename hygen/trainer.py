@@ -210,9 +210,9 @@ class Trainer:
                                                               device=self.device)
                              for i, m in enumerate(self.eval_maps)}
         self._buffers: dict | None = None
-        self.offline = self._load_offline(data_root, data_quality, offline_episodes)
-        if self.offline and not data_from_other_game:
+        if data_root is not None and not data_from_other_game:  # before the (slow) load, not after
             _check_data_game(data_root, self.source_maps)
+        self.offline = self._load_offline(data_root, data_quality, offline_episodes)
 
         self.step = 0
         self.env_steps = 0
