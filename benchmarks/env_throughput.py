@@ -1,7 +1,7 @@
 """Simulator throughput: env-steps/s and agent-steps/s with random valid actions.
 
     python benchmarks/env_throughput.py [--maps 3m 3s5z 13m_vs_15m] [--envs 1 64 512] [--collisions on|off|both]
-        [--game default|calibrated|both] [--out tp.json]
+        [--game calibrated|legacy|both] [--out tp.json]
 
 One CPU thread (torch.set_num_threads(1)); CUDA too when available. Random actions are
 drawn from avail_actions every step (that sampling is included in the timing, as a runner
@@ -27,7 +27,8 @@ import torch
 import hygen.envs as he
 from hygen.envs.scripted import random_actions
 
-GAMES = {"default": {}, "calibrated": dict(he.CALIBRATED_GAME),
+# "collisions on/off": the default game with only collisions (mechanics 5-7) switched
+GAMES = {"default": {}, "calibrated": dict(he.CALIBRATED_GAME), "legacy": dict(he.LEGACY_GAME),
          "collisions on": {"collisions": True}, "collisions off": {"collisions": False}}
 
 
@@ -84,12 +85,12 @@ def main() -> int:
     p.add_argument("--collisions", choices=["on", "off", "both"], default=None,
                    help="SimEnv collisions (units steer around each other; docs/simulator.md); default: the env's; "
                         "both: on and off interleaved, with their ratio")
-    p.add_argument("--game", choices=["default", "calibrated", "both"], default=None,
-                   help="the default game, the calibrated one (hygen.envs.CALIBRATED_GAME, envs/calibrated), or both "
-                        "interleaved with their ratio; overrides --collisions")
+    p.add_argument("--game", choices=["calibrated", "legacy", "both"], default=None,
+                   help="the calibrated game (the default; hygen.envs.CALIBRATED_GAME), the legacy one (every "
+                        "mechanic off, envs/legacy), or both interleaved with their ratio; overrides --collisions")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    games = ({"default": ["default"], "calibrated": ["calibrated"], "both": ["calibrated", "default"]}[args.game]
+    games = ({"calibrated": ["calibrated"], "legacy": ["legacy"], "both": ["calibrated", "legacy"]}[args.game]
              if args.game else {None: ["default"], "on": ["collisions on"], "off": ["collisions off"],
                                 "both": ["collisions on", "collisions off"]}[args.collisions])
     torch.set_num_threads(1)

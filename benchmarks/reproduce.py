@@ -170,6 +170,28 @@ def claim_paragraphs(claims: list[dict]) -> list[str]:
     return lines
 
 
+def game_label(run_dirs) -> str:
+    """Which game the runs played, from their meta.json (``hygen.envs.bound_game``); runs made
+    before the record existed played the legacy game (docs/simulator.md, "The switch")."""
+    from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, game_differences
+
+    names = set()
+    for d in run_dirs:
+        meta_path = Path(d) / "meta.json"
+        game = json.loads(meta_path.read_text()).get("game", {"backend": "sim"}) if meta_path.is_file() else None
+        if game is None:
+            names.add("unknown game (no meta.json)")
+        elif game.get("backend") == "sc2":
+            names.add("StarCraft II")
+        elif not game_differences(game, {"backend": "sim", **CALIBRATED_GAME}):
+            names.add("Built-in simulator, calibrated game")
+        elif not game_differences(game, {"backend": "sim", **LEGACY_GAME}):
+            names.add("Built-in simulator, legacy game (every mechanic off; `--gin_file envs/legacy`)")
+        else:
+            names.add("Built-in simulator, mechanics " + ", ".join(k for k, v in sorted(game.items()) if v is True))
+    return "; ".join(sorted(names)) if len(names) < 2 else "**The runs played different games**: " + "; ".join(sorted(names))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=scales() + ["cpu-long"], default="cpu",
@@ -260,7 +282,7 @@ def main() -> int:
     partial = f" (seeds {', '.join(map(str, missing))} not finished yet: rerun the command to continue)" if missing else ""
     cmd = (f"python benchmarks/reproduce.py --scale {scale}" + (f" --data {data}" if data != scale_data else "")
            + "".join(f" --gin_file {f}" for f in args.gin_file))
-    game = ("Built-in simulator" + (f" with {', '.join(args.gin_file)}" if args.gin_file else ", default game"))
+    game = game_label([d for lab in args.methods for d in groups[(block, lab)].run_dirs])
     # Cells run the code checked out when each starts: a sweep that spans commits says so.
     revisions = sorted({json.loads((Path(d) / "meta.json").read_text()).get("git_revision", "?").removesuffix("-dirty")
                         for lab in args.methods for d in groups[(block, lab)].run_dirs if (Path(d) / "meta.json").is_file()})

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hygen.envs import CALIBRATED_GAME
+from hygen.envs import CALIBRATED_GAME, LEGACY_GAME
 from hygen.envs.maps import get_map
 from hygen.envs.sim_fidelity import _hold_final, _Units, load_real
 
@@ -38,10 +38,14 @@ def _bindings(**kw) -> list[str]:
     return [f"SimEnv.{k} = {v}" for k, v in kw.items()]
 
 
-# the calibrated game (hygen.envs.CALIBRATED_GAME) and the steps that led to it
-GAMES = {"default": [], "collisions": _bindings(collisions=True),
-         "collisions + sticky": _bindings(collisions=True, sticky_retaliation=True),  # session 10's calibrated
-         "collisions + sticky + formation": _bindings(collisions=True, sticky_retaliation=True, formation_move=True),
+# the legacy game, the calibrated one (hygen.envs.CALIBRATED_GAME, the default) and the steps between
+def _legacy_plus(**on) -> list[str]:
+    return _bindings(**(LEGACY_GAME | on))
+
+
+GAMES = {"legacy": _legacy_plus(), "collisions": _legacy_plus(collisions=True),
+         "collisions + sticky": _legacy_plus(collisions=True, sticky_retaliation=True),  # session 10's calibrated
+         "collisions + sticky + formation": _legacy_plus(collisions=True, sticky_retaliation=True, formation_move=True),
          "calibrated": _bindings(**CALIBRATED_GAME),
          "calibrated + variation": _bindings(**CALIBRATED_GAME, collision_variation=True)}
 KINDS = ("no-op", "stop", "north", "south", "east", "west", "attack")

@@ -1,6 +1,6 @@
 """The built-in simulator against real SC2 episodes (3m medium): three tables.
 
-    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--calibrated | --collisions ...] [--substeps 2] [--out fidelity.json] [--plot fidelity.png]
+    python benchmarks/sim_fidelity.py [--data PATH] [--episodes 2048] [--calibrated | --legacy [--collisions ...]] [--substeps 2] [--out fidelity.json] [--plot fidelity.png]
 
 1. Calibration: pinned rows are game mechanics the real data determines (must agree within
    5 %); the others depend on the behaviour policy (the sim runs the focus-fire heuristic with
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from hygen.envs import CALIBRATED_GAME
+from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, MECHANICS, SimEnv
 from hygen.envs.scripted import focus_fire_actions
 from hygen.envs.sim_fidelity import (
     KINDS,
@@ -47,8 +47,11 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None, help="write the replay curves as a PNG (needs matplotlib)")
     p.add_argument("--steps", type=int, default=31, help="replay steps shown (0 .. steps-1)")
     p.add_argument("--calibrated", action="store_true",
-                   help="simulate the calibrated game (hygen.envs.CALIBRATED_GAME, gin envs/calibrated); "
-                        "the mechanic flags below add to it")
+                   help="simulate the calibrated game (hygen.envs.CALIBRATED_GAME, envs/calibrated), whatever "
+                        "SimEnv's default is (it is the default now)")
+    p.add_argument("--legacy", action="store_true",
+                   help="simulate the legacy game (every mechanic off, hygen.envs.LEGACY_GAME, envs/legacy); the "
+                        "mechanic flags below add to it, one at a time as they were calibrated")
     p.add_argument("--collisions", action="store_true", help="simulate with SimEnv(collisions=True) (units steer around each other)")
     p.add_argument("--sticky-retaliation", action="store_true",
                    help="simulate with SimEnv(sticky_retaliation=True) (an AI unit keeps an attacker it fights)")
@@ -68,7 +71,9 @@ def main() -> int:
     data = load_real(args.data)
     real = fidelity_stats(data, "3m")
     g = torch.Generator().manual_seed(args.seed)
-    env_kw = {k: v for k, v in CALIBRATED_GAME.items() if args.calibrated}
+    if args.legacy and args.calibrated:
+        p.error("--legacy and --calibrated are two different games: give one")
+    env_kw = dict(LEGACY_GAME if args.legacy else CALIBRATED_GAME if args.calibrated else {})
     env_kw |= {k: True for k, on in (("collisions", args.collisions), ("sticky_retaliation", args.sticky_retaliation),
                                      ("collision_variation", args.collision_variation),
                                      ("formation_move", args.formation_move),
@@ -96,7 +101,8 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({
             "data": str(args.data), "sim_episodes": args.episodes,
-            "sim_policy": f"focus_fire epsilon={args.epsilon}", "env": env_kw, "rows": rows,
+            "sim_policy": f"focus_fire epsilon={args.epsilon}", "env": env_kw,
+            "game": SimEnv("3m", **{k: v for k, v in env_kw.items() if k in MECHANICS}).game, "rows": rows,
             "replay": {side: {k: [float(x) for x in v] for k, v in st.items()} for side, st in replay.items()},
             "teacher_forced": tf}, indent=2))
     if args.plot:

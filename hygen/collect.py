@@ -195,10 +195,11 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
     if config and (config.get("gin_files") or config.get("gin_params")):
         meta["gin"] = dict(config)  # what shaped the data, the game included (e.g. envs/calibrated)
     game = bound_game(map_name)  # which the Trainer checks the data against
-    if "game" in meta and game_differences(meta["game"], game):
+    made_in = meta.get("game", {"backend": "sim"})  # a record without it predates it: the legacy game
+    if meta_path.exists() and game_differences(made_in, game):
         raise CollectError(f"{meta_path}: this map's data were collected in another game than this collection "
-                           f"plays (data / now: {', '.join(game_differences(meta['game'], game))}); bind the same "
-                           f"game (e.g. --gin_file envs/calibrated) or remove {data_root / map_name} to recollect")
+                           f"plays (data / now: {', '.join(game_differences(made_in, game))}); bind the same "
+                           f"game (e.g. --gin_file envs/legacy) or remove {data_root / map_name} to recollect")
     meta["game"] = game
 
     unknown = [q for q in qualities if q not in QUALITIES]

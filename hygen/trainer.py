@@ -66,26 +66,32 @@ class Learner(Protocol):
 def _check_data_game(data_root, maps) -> None:
     """Offline data collected in one game (SimEnv mechanics, or real SC2) and played online and
     evaluated in another is a different experiment from the one the paper runs: refuse it unless
-    asked for (``Trainer.data_from_other_game = True``). Data without a record of its game
-    (ODIS's SC2 files, collections before the record existed) are not checked."""
+    asked for (``Trainer.data_from_other_game = True``). Data without ``collect.json`` (ODIS's
+    SC2 files) are not checked; a ``collect.json`` without the record (collections made before
+    it existed) was collected in the legacy game, every mechanic off."""
     import json
 
     from hygen.envs import bound_game, game_differences
 
     for m in maps:
         meta_path = Path(data_root) / m / "collect.json"
+        if not meta_path.exists():
+            continue
         try:
-            made_in = json.loads(meta_path.read_text()).get("game")
-        except (OSError, ValueError):
-            continue
-        if made_in is None:
-            continue
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{meta_path}: cannot read the collection record ({e}); expected the JSON "
+                               "`hygen collect` writes. Remove it to train on the data without the game check") from e
+        if not isinstance(meta, dict):
+            raise DatasetError(f"{meta_path}: expected a JSON object (the record `hygen collect` writes), "
+                               f"got {type(meta).__name__}")
+        made_in = meta.get("game", {"backend": "sim"})
         diff = game_differences(made_in, bound_game(m))
         if diff:
             raise DatasetError(f"{meta_path}: the {m} data were collected in another game than this run plays "
-                               f"(data / run: {', '.join(diff)}). Bind the data's game (e.g. --gin_file envs/calibrated, or its "
-                               "absence), recollect, or set Trainer.data_from_other_game = True to train on "
-                               "them anyway")
+                               f"(data / run: {', '.join(diff)}). Bind the data's game (--gin_file envs/legacy: every "
+                               "mechanic off, as before the calibrated game became the default), recollect, or set "
+                               "Trainer.data_from_other_game = True to train on them anyway")
 
 
 @gin.configurable

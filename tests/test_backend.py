@@ -8,7 +8,7 @@ import gin
 import pytest
 
 from hygen.cli import main
-from hygen.envs import SimEnv, make
+from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, SimEnv, make
 
 
 @gin.configurable
@@ -60,33 +60,37 @@ def test_sc2_backend_without_smac_is_one_clear_error(tmp_path, capsys):
 
 
 def test_simulator_bindings_apply_without_binding_the_backend():
-    """`SimEnv.collisions = True` (docs/simulator.md) reaches every environment make() builds,
+    """`SimEnv.collisions = False` (docs/simulator.md) reaches every environment make() builds,
     also when environment.backend is left unbound; unbound parameters keep their defaults."""
-    gin.parse_config(["SimEnv.collisions = True", "SimEnv.sticky_retaliation = True"])
+    gin.parse_config(["SimEnv.collisions = False", "SimEnv.sticky_retaliation = False"])
     env = make("3m", num_envs=2)
-    assert type(env) is SimEnv and env.collisions and env.sticky_retaliation and not env.ally_ai
+    assert type(env) is SimEnv and not env.collisions and not env.sticky_retaliation and env.formation_move
+    assert not env.ally_ai
     gin.clear_config()
-    assert not make("3m", num_envs=2).collisions
+    assert make("3m", num_envs=2).collisions
 
 
-def test_the_calibrated_game_file_switches_the_off_by_default_mechanics_on():
-    """envs/calibrated.gin and hygen.envs.CALIBRATED_GAME (the benchmarks' and tests' spelling)
-    are the same game, and every mechanic in it is off by default."""
+@pytest.mark.parametrize("gin_file, game", [("envs/calibrated", CALIBRATED_GAME), ("envs/legacy", LEGACY_GAME)])
+def test_the_game_files_bind_the_games_hygen_envs_spells(gin_file, game):
+    """envs/calibrated.gin and envs/legacy.gin are hygen.envs.CALIBRATED_GAME and LEGACY_GAME
+    (the benchmarks' and tests' spelling); the calibrated game is the default."""
     from hygen.config import parse_config
-    from hygen.envs import CALIBRATED_GAME
 
     default = make("3m", num_envs=1)
-    assert not any(getattr(default, k) for k in CALIBRATED_GAME)
-    parse_config(["envs/calibrated"])
+    assert {k: getattr(default, k) for k in CALIBRATED_GAME} == CALIBRATED_GAME
+    assert set(LEGACY_GAME) == set(CALIBRATED_GAME) and not any(LEGACY_GAME.values())
+    parse_config([gin_file])
     env = make("3m", num_envs=1)
-    assert {k: getattr(env, k) for k in CALIBRATED_GAME} == CALIBRATED_GAME
+    assert {k: getattr(env, k) for k in game} == game
 
 
 def test_a_game_record_without_a_mechanic_had_it_off():
     """Records made before a mechanic existed do not name it: it was off, so they still match a
     game that leaves it off and differ from one that turns it on."""
+    from hygen.config import parse_config
     from hygen.envs import bound_game, game_differences
 
+    parse_config(["envs/legacy"])
     now = bound_game("3m")
     old = {k: v for k, v in now.items() if k != "reissue_lockout"}
     assert now["backend"] == "sim" and not now["reissue_lockout"]

@@ -151,8 +151,9 @@ def test_flank_steps_aside_until_the_wait_is_over_then_focus_fires():
 
 
 def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch, capsys):
-    """`hygen collect --gin_file envs/calibrated` (heuristic policy too) collects in the calibrated
-    game, records the files in collect.json, and gives other trajectories than the default game."""
+    """`hygen collect --gin_file envs/legacy` (heuristic policy too) collects in the legacy game,
+    records the files in collect.json, and gives other trajectories than the default (calibrated)
+    game."""
     import h5py
 
     from hygen.cli import main
@@ -160,32 +161,32 @@ def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch, ca
     monkeypatch.setenv("HYGEN_NO_PROGRESS", "1")
     args = ["collect", "--map", "3m", "--policy", "heuristic", "--episodes", "8", "--num-envs", "8"]
     assert main([*args, "--data-root", str(tmp_path / "default")]) == 0
-    assert main([*args, "--data-root", str(tmp_path / "calibrated"), "--gin_file", "envs/calibrated"]) == 0
-    meta = json.loads((tmp_path / "calibrated" / "3m" / "collect.json").read_text())
-    assert meta["gin"]["gin_files"] == ["envs/calibrated"] and "gin" not in json.loads(
+    assert main([*args, "--data-root", str(tmp_path / "legacy"), "--gin_file", "envs/legacy"]) == 0
+    meta = json.loads((tmp_path / "legacy" / "3m" / "collect.json").read_text())
+    assert meta["gin"]["gin_files"] == ["envs/legacy"] and "gin" not in json.loads(
         (tmp_path / "default" / "3m" / "collect.json").read_text())
     states = []
-    for root in ("default", "calibrated"):
+    for root in ("default", "legacy"):
         with h5py.File(part_path(tmp_path / root, "3m", "expert"), "r") as f:
             states.append(f["state"][:, :5])
     assert states[0].shape == states[1].shape and not (states[0] == states[1]).all()
     # collect.json records the game, and a collection in another game does not resume into it
     from hygen.envs import CALIBRATED_GAME, MECHANICS
 
-    games = {r: json.loads((tmp_path / r / "3m" / "collect.json").read_text())["game"] for r in ("default", "calibrated")}
-    assert games["default"] == {"backend": "sim", **{k: False for k in MECHANICS}}
-    assert games["calibrated"] == {"backend": "sim", **{k: CALIBRATED_GAME.get(k, False) for k in MECHANICS}}
-    assert main([*args, "--data-root", str(tmp_path / "default"), "--gin_file", "envs/calibrated"]) != 0
+    games = {r: json.loads((tmp_path / r / "3m" / "collect.json").read_text())["game"] for r in ("default", "legacy")}
+    assert games["legacy"] == {"backend": "sim", **{k: False for k in MECHANICS}}
+    assert games["default"] == {"backend": "sim", **{k: CALIBRATED_GAME.get(k, False) for k in MECHANICS}}
+    assert main([*args, "--data-root", str(tmp_path / "default"), "--gin_file", "envs/legacy"]) != 0
     assert "collected in another game" in capsys.readouterr().err
 
     # a run that plays another game than its data's is refused, naming the file and the override
     from hygen import config
     from hygen.trainer import Trainer
 
-    def trainer(*bindings):
+    def trainer(root="default", *bindings):
         config.reset()
         config.parse_config(["methods/bc_t", "runs/offline", "data/expert"],
-                            ["SOURCE_MAPS = ['3m']", "EVAL_MAPS = ['3m']", f"DATA_ROOT = '{tmp_path / 'default'}'",
+                            ["SOURCE_MAPS = ['3m']", "EVAL_MAPS = ['3m']", f"DATA_ROOT = '{tmp_path / root}'",
                              "SKILL_STEPS = 1", "POLICY_STEPS = 1", "Trainer.offline_episodes = 8", *bindings])
         try:
             return Trainer(run_dir=tmp_path / "run", seed=0, num_threads=1)
@@ -193,6 +194,19 @@ def test_collection_plays_in_the_game_a_gin_file_binds(tmp_path, monkeypatch, ca
             config.reset()
 
     assert len(trainer().offline["3m"]) == 8
-    with pytest.raises(DatasetError, match=r"3m/collect.json.*collisions: False / True.*data_from_other_game"):
-        trainer("SimEnv.collisions = True")
-    assert len(trainer("SimEnv.collisions = True", "Trainer.data_from_other_game = True").offline["3m"]) == 8
+    with pytest.raises(DatasetError, match=r"3m/collect.json.*collisions: True / False.*data_from_other_game"):
+        trainer("default", "SimEnv.collisions = False")
+    assert len(trainer("default", "SimEnv.collisions = False", "Trainer.data_from_other_game = True").offline["3m"]) == 8
+    # a record from before the game was recorded: the legacy game, refused by the default one
+    meta_path = tmp_path / "legacy" / "3m" / "collect.json"
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "game"}))
+    with pytest.raises(DatasetError, match=r"legacy/3m/collect.json.*collisions: False / True.*envs/legacy"):
+        trainer("legacy")
+    assert len(trainer("legacy", "include 'envs/legacy.gin'").offline["3m"]) == 8
+    capsys.readouterr()
+    assert main([*args, "--data-root", str(tmp_path / "legacy")]) != 0  # nor does a collection resume into it
+    assert "collected in another game" in capsys.readouterr().err
+    # a record that cannot be read is named, not skipped
+    meta_path.write_text("{not json")
+    with pytest.raises(DatasetError, match=r"legacy/3m/collect.json: cannot read the collection record"):
+        trainer("legacy")

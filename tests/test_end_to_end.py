@@ -117,3 +117,29 @@ def test_changed_config_on_resume(data_root, tmp_path, capsys):
     assert main(train_args(data_root, run, "--gin_param", "POLICY_STEPS = 4")) == 0
     assert (run / "config.previous-1.gin").read_text() == before
     assert json.loads((run / "results.json").read_text())["steps"] == 7
+
+
+def test_a_resumed_run_keeps_the_game_it_was_made_in(data_root, tmp_path, capsys):
+    """meta.json records the run's game; resuming in another one (a changed SimEnv default, a
+    binding) is refused before anything is written, naming the file, what differs and how to
+    resume it in its own game. A run recorded before the record existed played the legacy game."""
+    from hygen.envs import CALIBRATED_GAME
+
+    run = tmp_path / "run"
+    assert main(train_args(data_root, run)) == 0
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["game"] == {"backend": "sim", "collision_variation": False, **CALIBRATED_GAME}
+    capsys.readouterr()
+    config_before = (run / "config.gin").read_text()
+    assert main(["train", "--run_dir", str(run), "--gin_param", "SimEnv.collisions = False"]) == 2
+    err = capsys.readouterr().err
+    assert "meta.json" in err and "collisions: True / False" in err and "Traceback" not in err
+    assert (run / "config.gin").read_text() == config_before and not list(run.glob("config.previous-*"))
+
+    del meta["game"]  # a run from before the record: the legacy game
+    (run / "meta.json").write_text(json.dumps(meta))
+    assert main(["train", "--run_dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "collisions: False / True" in err and "envs/legacy" in err, err
+    assert main(["train", "--run_dir", str(run), "--gin_file", str(run / "config.gin"), "--gin_file", "envs/legacy"]) == 0
+    assert not json.loads((run / "meta.json").read_text())["game"]["collisions"]

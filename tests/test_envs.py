@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import hygen.envs as he
-from hygen.envs import CALIBRATED_GAME, InvalidActionError, MapSpec, SimEnv, get_map
+from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, InvalidActionError, MapSpec, SimEnv, get_map
 from hygen.envs.scripted import focus_fire_actions, nearest_enemy_actions, random_actions
 from hygen.envs.sim import ORDER_ENGAGED
 from hygen.envs.sim_units import COOLDOWN_JITTER, UNITS
@@ -240,7 +240,7 @@ def test_scripted_policies_win_rates():
     r3 = run_episodes(he.make("3m", num_envs=128, seed=0), focus_fire_actions)["won"].float().mean()
     r56 = run_episodes(he.make("5m_vs_6m", num_envs=128, seed=0), focus_fire_actions)["won"].float().mean()
     rnd = run_episodes(he.make("3m", num_envs=128, seed=0), lambda e: random_actions(e.get_avail_actions()))
-    assert r3 >= 0.8, r3  # 0.875 since the AI fires on its weapon period (was 1.0)
+    assert r3 >= 0.65, r3  # 0.73 in the calibrated game (legacy game 0.875; SC2's QMIX medium data: 0.54)
     assert r56 < r3
     assert rnd["won"].float().mean() <= 0.05
     # epsilon makes the heuristic beatable (dataset diversity)
@@ -249,15 +249,23 @@ def test_scripted_policies_win_rates():
     assert noisy.float().mean() < r3
 
 
-@pytest.mark.parametrize("collisions", [False, True])
-@pytest.mark.parametrize("name", ["3m", "5m", "2s3z", pytest.param("3s5z", marks=pytest.mark.slow)])
-def test_symmetric_maps_are_symmetric(name, collisions):
+_SYMMETRY_GAMES = {"legacy": LEGACY_GAME, "legacy + collisions": {**LEGACY_GAME, "collisions": True},
+                   "calibrated": CALIBRATED_GAME}
+
+
+@pytest.mark.parametrize("game, name", [
+    *((g, m) for g in ("legacy", "legacy + collisions") for m in ("3m", "5m", "2s3z")),
+    ("calibrated", "5m"), ("calibrated", "2s3z"),
+    *(pytest.param(g, "3s5z", marks=pytest.mark.slow) for g in _SYMMETRY_GAMES)])
+def test_symmetric_maps_are_symmetric(game, name):
     """Both armies under the same built-in AI from mirrored formations win about half the time.
     With collisions units pass on their right (SC2's 3m data), which a mirror turns into the
     left: the symmetric start is then the allies' formation turned 180 degrees (mirrored, the
-    ally side won 2s3z 100 % and 3s5z 0 %; docs/simulator.md)."""
-    env = SimEnv(name, num_envs=256, seed=1, ally_ai=True, mirror_spawn="rotate" if collisions else True,
-                 validate_actions=False, collisions=collisions)
+    ally side won 2s3z 100 % and 3s5z 0 %; docs/simulator.md). The calibrated game on 3m is not
+    pinned: 27-32 % at seeds 1-2 (docs/simulator.md, "The switch")."""
+    kw = _SYMMETRY_GAMES[game]
+    env = SimEnv(name, num_envs=256, seed=1, ally_ai=True, mirror_spawn="rotate" if kw["collisions"] else True,
+                 validate_actions=False, **kw)
     res = run_episodes(env, lambda e: torch.zeros(e.num_envs, e.n_agents, dtype=torch.long))
     rate = float(res["won"].float().mean())
     assert 0.3 <= rate <= 0.7, rate
@@ -299,8 +307,9 @@ def _lone_enemy_env(**kwargs) -> SimEnv:
 
 def test_attack_move_walks_its_line_until_a_foe_is_in_weapon_range():
     """The real 3m enemies walk straight on while allies are within sight (9) but beyond
-    weapon range; they do not turn towards them (docs/simulator.md)."""
-    env = _lone_enemy_env()
+    weapon range; they do not turn towards them (docs/simulator.md). Without formation_move: a
+    unit put elsewhere by hand is out of its spawn formation, which mechanic 10 would keep."""
+    env = _lone_enemy_env(formation_move=False)
     n = env.n_agents
     env.pos[0, :n] = torch.tensor([[16.0, 10.0], [16.5, 10.0], [17.0, 10.0]])  # 6.7-7.2 away: visible, not in range
     env._observe()
@@ -325,12 +334,15 @@ def test_engaged_enemy_stands_when_its_foes_leave_sight():
     assert torch.allclose(env.pos[0, n], before), (before, env.pos[0, n])
 
 
-def test_ai_units_fire_on_the_weapon_period_commanded_units_react_slower():
+@pytest.mark.parametrize("lockout", [True, False])
+def test_ai_units_fire_on_the_weapon_period_commanded_units_later(lockout):
     """Steady fire at standing range: the built-in AI's marines fire every 13.77 +- 1 loops
-    rounded up to whole loops (8 / 14.27 = 0.561 shots per step; the real 3m enemies: 0.560),
-    the SMAC-commanded allies slower (a reaction delay per re-issued order; real: 0.51)."""
+    rounded up to whole loops (8 / 14.27 = 0.561 shots per step; the real 3m enemies: 0.560).
+    The SMAC-commanded allies fire later: with reissue_lockout (mechanic 11, the default) a shot
+    due on a step's last loop, 1 in 8, waits one loop (8 / 14.395 = 0.556); in the legacy game
+    a U(0, 1.7)-loop reaction delay before every shot makes them slower still."""
     E, n = 512, 3
-    env = he.make("3m", num_envs=E, seed=0)
+    env = he.make("3m", num_envs=E, seed=0, reissue_lockout=lockout)
     env.reset()
     env.pos[:, :n] = torch.tensor([[14.0, 15.0], [14.0, 16.0], [14.0, 17.0]])
     env.pos[:, n:] = torch.tensor([[19.0, 15.0], [19.0, 16.0], [19.0, 17.0]])
@@ -346,7 +358,10 @@ def test_ai_units_fire_on_the_weapon_period_commanded_units_react_slower():
             steps += 1
     ally, enemy = (shots / steps).tolist()
     assert abs(enemy - 8 / 14.27) < 0.015, enemy
-    assert 0.50 <= ally <= enemy - 0.02, (ally, enemy)
+    if lockout:
+        assert abs(ally - 8 / (14.27 + 1 / 8)) < 0.008 and ally < enemy, (ally, enemy)
+    else:
+        assert 0.50 <= ally <= enemy - 0.02, (ally, enemy)
 
 
 def test_attack_move_stops_where_a_foe_comes_into_range_not_a_chunk_later():
@@ -539,24 +554,27 @@ def test_collisions_the_unit_created_first_waits_for_the_other_to_pass(collision
     assert float(d2[1, 0]) >= 0.9 and -0.45 <= float(d2[2, 0]) <= -0.1, d2  # now ally 2 waits
 
 
-# Fixed-seed digests of the default game (collisions off), recorded at commit a1940b5 before the
-# collision speed and symmetry work: a long experiment depends on the default game staying
-# bit-identical, so any change to it must be deliberate (then re-record with the loop below and
-# say so in docs/simulator.md). Float bits depend on the torch build and the CPU's vector unit,
-# so the check runs only where they match the recording (one thread: tests/conftest.py).
-_DEFAULT_GAME_DIGESTS = {"3m": "ca57f242d7b25c69", "3s5z": "d1c0ac2af30cf756", "2s3z": "9b6fbc41ad68343c",
-                         "5m_vs_6m": "6e0618276756c9d0", "13m_vs_15m": "94f46ef77f90de4e"}
+# Fixed-seed digests of each game: a long experiment depends on its game staying bit-identical,
+# so any change to one must be deliberate (then re-record with the loop below and say so in
+# docs/simulator.md). The legacy game's were recorded at commit a1940b5 (when it was the default,
+# before the collision speed and symmetry work), the calibrated game's when it became the default
+# (session 12), with the compiled collision kernels. Float bits depend on the torch build and the
+# CPU's vector unit, so the check runs only where they match the recording (one thread:
+# tests/conftest.py).
+_GAME_DIGESTS = {
+    "legacy": {"3m": "ca57f242d7b25c69", "3s5z": "d1c0ac2af30cf756", "2s3z": "9b6fbc41ad68343c",
+               "5m_vs_6m": "6e0618276756c9d0", "13m_vs_15m": "94f46ef77f90de4e"},
+    "calibrated": {"3m": "0421ffd33b5bbb77", "3s5z": "a0bfc17f97d7eb5b", "2s3z": "c81eeedab770efa6",
+                   "5m_vs_6m": "d6e9e9f0233a1aa7", "13m_vs_15m": "c2f70a8d78c3a215"},
+}
+_GAMES = {"legacy": LEGACY_GAME, "calibrated": CALIBRATED_GAME}
 _DIGEST_PLATFORM = ("2.13.0+cpu", "AVX512")
 
 
-@pytest.mark.parametrize("name", sorted(_DEFAULT_GAME_DIGESTS))
-def test_default_game_is_bit_identical_to_the_recorded_trajectories(name):
+def game_digest(name: str, game: dict) -> str:
     import hashlib
 
-    platform = (torch.__version__, torch.backends.cpu.get_cpu_capability())
-    if platform != _DIGEST_PLATFORM:
-        pytest.skip(f"digests recorded with torch/CPU {_DIGEST_PLATFORM}, this is {platform}")
-    env = he.make(name, num_envs=16, seed=3)  # collisions off: the default
+    env = he.make(name, num_envs=16, seed=3, **game)
     g = torch.Generator().manual_seed(5)
     h = hashlib.sha256()
     env.reset()
@@ -564,7 +582,17 @@ def test_default_game_is_bit_identical_to_the_recorded_trajectories(name):
         out = env.step(random_actions(env.get_avail_actions(), g))
         for x in (out.obs, out.state, out.avail_actions, out.reward, out.terminated, env._f, env._l):
             h.update(x.contiguous().numpy().tobytes())
-    assert h.hexdigest()[:16] == _DEFAULT_GAME_DIGESTS[name]
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("game, name", [(g, m) for g in _GAME_DIGESTS for m in sorted(_GAME_DIGESTS[g])])
+def test_each_game_is_bit_identical_to_the_recorded_trajectories(game, name):
+    platform = (torch.__version__, torch.backends.cpu.get_cpu_capability())
+    if platform != _DIGEST_PLATFORM:
+        pytest.skip(f"digests recorded with torch/CPU {_DIGEST_PLATFORM}, this is {platform}")
+    if _GAMES[game]["collisions"]:
+        pytest.importorskip("numba", reason="the calibrated game's digests were recorded with the compiled kernels")
+    assert game_digest(name, _GAMES[game]) == _GAME_DIGESTS[game][name]
 
 
 @pytest.mark.parametrize("name", ["3m", "3s5z", "13m_vs_15m"])
@@ -600,7 +628,7 @@ def test_collision_kernels_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("HYGEN_SIM_KERNELS", "0")
     assert not SimEnv("3m", num_envs=2, collisions=True)._kernels
     monkeypatch.delenv("HYGEN_SIM_KERNELS")
-    assert not SimEnv("3m", num_envs=2)._kernels  # the default game never uses them
+    assert not SimEnv("3m", num_envs=2, collisions=False)._kernels  # a game without collisions never uses them
 
 
 @pytest.mark.parametrize("collisions", [False, True])
@@ -646,7 +674,7 @@ def test_collision_variation_spreads_the_step0_encounter_like_sc2(collision_code
     assert fixed[2] - fixed[0] < 1e-3
     assert np.allclose(drawn, [0.19, 0.32, 0.49], atol=0.04), drawn
     with pytest.raises(ValueError, match="collision_variation"):
-        SimEnv("3m", collision_variation=True)  # what varies is how collisions resolve
+        SimEnv("3m", collisions=False, collision_variation=True)  # what varies is how collisions resolve
 
 
 @pytest.mark.parametrize("name", ["3m", "8m"])
@@ -660,7 +688,7 @@ def test_formation_move_keeps_the_attack_moving_group_in_formation(name):
         return float(torch.cdist(p, p).max())
 
     stop = torch.ones(1, get_map(name).n_agents, dtype=torch.long)
-    env, default = SimEnv(name, formation_move=True), SimEnv(name)
+    env, default = SimEnv(name, formation_move=True), SimEnv(name, formation_move=False)
     for e in (env, default):
         e.reset()
     start = spread(env)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from hygen.config import GinConfigError, parse_config
+from hygen.config import GinConfigError, parse_config, reset
 from hygen.rundir import RunDir, atomic_write_text
 from hygen.utils import resolve_device, seed_everything
 
@@ -53,6 +53,28 @@ def config_changes(before: str, after: str, limit: int = 20) -> list[str]:
     return diff[:limit] + ([f"... ({len(diff) - limit} more lines)"] if len(diff) > limit else [])
 
 
+def _check_game(run_path: Path, meta_text: str | None, resumed: bool) -> dict:
+    """The game the parsed config plays (``hygen.envs.bound_game``). A resumed run must go on in
+    the game it was made in: the stored config names only its bindings, so a changed default
+    (the calibrated game replaced the legacy one) would otherwise change its game silently. A
+    run recorded before the record existed was made in the legacy game (every mechanic off)."""
+    import json
+
+    from hygen.envs import bound_game, game_differences
+
+    game = bound_game()
+    if resumed and meta_text and game["backend"] == "sim":
+        made_in = json.loads(meta_text).get("game", {"backend": "sim"})
+        diff = game_differences(made_in, game)
+        if diff:
+            raise GinConfigError(
+                f"{run_path / 'meta.json'}: this run was made in another game than the config now binds "
+                f"(run / now: {', '.join(diff)}); resume it in its own game, e.g. hygen train --run_dir {run_path} "
+                f"--gin_file {run_path / 'config.gin'} --gin_file envs/legacy (the game before the calibrated "
+                "mechanics became the default)")
+    return game
+
+
 def setup_run(args: argparse.Namespace) -> RunContext:
     """Parse gin strictly, create or reopen the run directory, record provenance, seed.
 
@@ -73,12 +95,14 @@ def setup_run(args: argparse.Namespace) -> RunContext:
                                  "e.g. --gin_file methods/hygen --gin_file runs/hybrid --gin_file tasksets/marine_hard "
                                  "--gin_file data/medium")
         gin_files = [stored]
+    reset()  # the config is what this command parses, also when main() runs twice in one process
     config_str = parse_config(gin_files, args.gin_param)
     created = not run_path.exists()
     run_dir = RunDir(run_path)
     run_dir.check_seed(args.seed)  # before anything is written
     previous = {name: (run_path / name).read_text() if (run_path / name).exists() else None
                 for name in ("config.gin", "meta.json")}
+    game = _check_game(run_path, previous["meta.json"], resumed)  # before anything is written
     if resumed and previous["config.gin"] != config_str:
         # A changed config on resume (e.g. more steps) is allowed; keep what was used before, and say so
         kept = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
@@ -92,6 +116,6 @@ def setup_run(args: argparse.Namespace) -> RunContext:
         how = {"gin_files": [str(f) for f in gin_files], "gin_params": list(args.gin_param)}
     else:  # the stored config, perhaps with more bindings: keep the record of how the run was made
         how = {"gin_params": run_dir.read_meta().get("gin_params", []) + list(args.gin_param)} if args.gin_param else {}
-    run_dir.write_meta(seed=args.seed, **how)
+    run_dir.write_meta(seed=args.seed, game=game, **how)
     generator = seed_everything(args.seed)
     return RunContext(run_dir, args.seed, resolve_device(args.device), generator, resumed, created, previous)

@@ -7,7 +7,7 @@ import torch
 
 from hygen.envs.maps import MAPS, TASK_SETS, MapSpec, TaskSet, UnknownNameError, get_map, task_set
 from hygen.envs.sc2 import SC2Env, SC2NotAvailableError, check_sc2  # imports SMAC only to build an env
-from hygen.envs.sim import CALIBRATED_GAME, MECHANICS, InvalidActionError, SimEnv, StepOutput
+from hygen.envs.sim import CALIBRATED_GAME, LEGACY_GAME, MECHANICS, InvalidActionError, SimEnv, StepOutput
 
 BACKENDS = ("sim", "sc2")
 
@@ -50,11 +50,12 @@ def make(map_name: str, num_envs: int = 1, seed: int = 0, device: str | torch.de
     return cls(map_name, num_envs=num_envs, seed=seed, device=device, **kwargs)
 
 
-def bound_game(map_name: str) -> dict:
+def bound_game(map_name: str = "3m") -> dict:
     """The game the bound backend plays on ``map_name``: ``{"backend": "sc2"}`` for real
     StarCraft II, else ``{"backend": "sim", <mechanic>: on/off, ...}`` (``SimEnv.game``, gin
-    bindings such as ``--gin_file envs/calibrated`` included). Data collected in one game and
-    trained on in another is a different experiment; ``hygen collect`` records it."""
+    bindings such as ``--gin_file envs/legacy`` included; the same on every map). Data collected
+    in one game and trained on in another is a different experiment; ``hygen collect`` and every
+    run record it."""
     if issubclass(_backend_class(bound_backend()), SC2Env):
         return {"backend": "sc2"}
     return {"backend": "sim", **make(map_name, num_envs=1, backend="sim").game}
@@ -78,6 +79,7 @@ def check_backend(maps) -> None:
 __all__ = [
     "BACKENDS",
     "CALIBRATED_GAME",
+    "LEGACY_GAME",
     "MAPS",
     "MECHANICS",
     "TASK_SETS",

@@ -48,9 +48,12 @@ ORDER_STOP, ORDER_MOVE, ORDER_ATTACK, ORDER_ATTACK_MOVE, ORDER_ENGAGED = range(5
 
 # The switchable mechanics: which are on is the game a SimEnv plays (SimEnv.game).
 MECHANICS = ("collisions", "sticky_retaliation", "collision_variation", "formation_move", "reissue_lockout")
-# The calibrated game: the mechanics the default game leaves off that bring whole fights closer
-# to the real 3m recordings (docs/simulator.md). configs/envs/calibrated.gin binds the same.
+# The calibrated game, SimEnv's default since session 12: the mechanics that bring whole fights
+# closer to the real 3m recordings (docs/simulator.md). configs/envs/calibrated.gin binds the same.
 CALIBRATED_GAME = {"collisions": True, "sticky_retaliation": True, "formation_move": True, "reissue_lockout": True}
+# The game before issue 14's mechanics (the default until session 11; configs/envs/legacy.gin):
+# what the datasets and sweeps made before then were played in.
+LEGACY_GAME = {k: False for k in CALIBRATED_GAME}
 
 # SMAC reward defaults (reward_only_positive=True, reward_scale_rate=20)
 REWARD_DEATH = 10.0
@@ -128,25 +131,25 @@ class SimEnv:
             bodies) and the unit created first waits when two of a side meet head-on: closer
             to SC2 over whole trajectories (docs/simulator.md, mechanics 5-7). On the CPU with
             numba compiled kernels run it at about 0.92 of the default game's speed (the tensor
-            code: 0.64). Off by default: the shipped datasets were made without it.
+            code: 0.64). On by default (the calibrated game); off in the legacy game.
         collision_variation: with ``collisions``, resolve the same encounter differently from
             run to run, as SC2 does (docs/simulator.md, mechanic 9): each step, each unit's wait
             (mechanic 6) is scaled by a factor from U(1 - WAIT_JITTER, 1 + WAIT_JITTER), and a
             unit going round a stopped one takes the free side (mechanic 7) with probability
             FREE_SIDE_KEPT, else the other. Off (default): one outcome per encounter.
         sticky_retaliation: a built-in AI unit that fights one of its attackers keeps it
-            instead of turning to the nearest attacker (docs/simulator.md, mechanic 8); off by
-            default, like ``collisions``, because the datasets and sweeps of the current game
-            were made without it.
+            instead of turning to the nearest attacker (docs/simulator.md, mechanic 8). On by
+            default; off in the legacy game.
         formation_move: an attack-move of a whole side (the enemies', SMAC's map trigger)
             keeps the side's formation: each unit heads for the goal plus its offset from the
             side's centroid, so the group walks in parallel as SC2 moves a group ordered beyond
-            its own extent (docs/simulator.md, mechanic 10). Off (default): every unit heads
-            for the goal itself and the group narrows on the way.
+            its own extent (docs/simulator.md, mechanic 10). On by default; off (the legacy
+            game): every unit heads for the goal itself and the group narrows on the way.
         reissue_lockout: a unit commanded through SMAC's actions cannot fire on the step's
             last game loop, where SMAC re-issues its order; a shot due then waits for the next
             step's first loop. Replaces the U(0, FIRE_DELAY_MAX)-loop reaction delay before
-            every shot (docs/simulator.md, mechanic 11). Off (default): the delay.
+            every shot (docs/simulator.md, mechanic 11). On by default; off (the legacy game):
+            the delay.
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
@@ -155,9 +158,9 @@ class SimEnv:
 
     def __init__(self, map_name: str | MapSpec, num_envs: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
-                 ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = False,
-                 sticky_retaliation: bool = False, collision_variation: bool = False,
-                 formation_move: bool = False, reissue_lockout: bool = False):
+                 ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = True,
+                 sticky_retaliation: bool = True, collision_variation: bool = False,
+                 formation_move: bool = True, reissue_lockout: bool = True):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
