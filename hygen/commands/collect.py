@@ -51,7 +51,7 @@ def add_arguments(parser) -> None:
                              "Trainer.episodes_per_step, 1 = PyMARL's episode runner)")
     parser.add_argument("--gin_file", action="append", default=[], metavar="FILE",
                         help="gin config for the QMIX learner and trainer, e.g. qmix_tuned, or for the game, "
-                             "e.g. envs/calibrated (repeatable; both policies play in the game it binds); "
+                             "e.g. envs/legacy (repeatable; both policies play in the game it binds); "
                              "the flags above override its Trainer bindings")
     parser.add_argument("--gin_param", action="append", default=[], metavar="BINDING",
                         help="gin binding, e.g. 'QMIXLearner.td_lambda = 0.6' (repeatable)")

@@ -126,7 +126,7 @@ class SimEnv:
             gives the enemies one loop's head start, which is what the default reproduces).
             With ``collisions`` only ``"rotate"`` is a symmetry of the game: units pass on
             their right, and a mirror turns that into passing on the left
-            (docs/simulator.md, "Why the calibrated game is not the default").
+            (docs/simulator.md, "Symmetry").
         collisions: units steer around each other instead of walking through (SC2's hard
             bodies) and the unit created first waits when two of a side meet head-on: closer
             to SC2 over whole trajectories (docs/simulator.md, mechanics 5-7). On the CPU with
