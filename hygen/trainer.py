@@ -28,6 +28,7 @@ StarCraft II the environments start fresh episodes instead.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +142,7 @@ class Trainer:
                  log_every: int = 100, data_root: str | None = None, data_quality: str | None = None,
                  offline_episodes: int | None = 2000, num_threads=None,
                  stop_win_rate: float | None = None, callbacks=(), diagnostics=None,
-                 data_from_other_game: bool = False):
+                 data_from_other_game: bool = False, keep_buffers_when_done: bool = True):
         from hygen.envs import check_backend, get_map
         from hygen.rundir import RunDir
         from hygen.utils import keep_freed_memory, resolve_device, set_threads, threads_were_set
@@ -216,6 +217,9 @@ class Trainer:
                                                               device=self.device)
                              for i, m in enumerate(self.eval_maps)}
         self._buffers: dict | None = None
+        # A finished run's replay buffers are ~98 % of its last checkpoint (0.45 GB for a Table-2
+        # cell). Without them it still evaluates and reports; continued, it starts them empty.
+        self.keep_buffers_when_done = bool(keep_buffers_when_done)
         if data_root is not None and not data_from_other_game:  # before the (slow) load, not after
             _check_data_game(data_root, self.source_maps)
         self.offline = self._load_offline(data_root, data_quality, offline_episodes)
@@ -303,7 +307,7 @@ class Trainer:
             self.wall_time = time.perf_counter() - t0
             if not self.evals or self.evals[-1]["step"] != self.step:
                 self._evaluate(self.phases[-1].name if self.phases else "")
-            self._save_checkpoint()
+            self._save_checkpoint(final=True)
             self.run_dir.keep_only_newest_checkpoint()
         finally:
             bar.close()
@@ -458,8 +462,11 @@ class Trainer:
             "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks],
         }
 
-    def _save_checkpoint(self) -> None:
-        self.run_dir.save_checkpoint(self.state_dict(), self.step)
+    def _save_checkpoint(self, final: bool = False) -> None:
+        state = self.state_dict()
+        if final and not self.keep_buffers_when_done:
+            state["buffers"] = None
+        self.run_dir.save_checkpoint(state, self.step)
 
     def restore(self) -> bool:
         """Load the run directory's newest checkpoint (learner, buffers, counters, RNG); False if none."""
@@ -484,6 +491,10 @@ class Trainer:
         if ckpt["buffers"]:
             for m, sd in ckpt["buffers"].items():
                 self.buffers[m].load_state_dict(sd)
+        elif int(ckpt["step"]) < self.total_steps and any(p.collect_online for p in self.phases):
+            print(f"warning: {path} holds no replay buffers (the run had finished with "
+                  "Trainer.keep_buffers_when_done = False): it continues with empty ones, so it is not the "
+                  "run a longer budget would have made", file=sys.stderr)
         for m, sd in ckpt["runners"].items():
             self.runners[m].load_state_dict(sd)
         for m, sd in ckpt.get("eval_runners", {}).items():

@@ -147,3 +147,21 @@ def test_a_resumed_run_keeps_the_game_it_was_made_in(data_root, tmp_path, capsys
     assert "collisions: False / True" in err and "envs/legacy" in err, err
     assert main(["train", "--run_dir", str(run), "--gin_file", str(run / "config.gin"), "--gin_file", "envs/legacy"]) == 0
     assert not json.loads((run / "meta.json").read_text())["game"]["collisions"]
+
+
+def test_a_finished_run_can_drop_its_replay_buffers(data_root, tmp_path, capsys):
+    """Trainer.keep_buffers_when_done = False: the last checkpoint of a finished run holds no
+    replay buffers (most of its size); the run still evaluates, and continuing it says that its
+    buffers start empty."""
+    import torch
+
+    run = tmp_path / "run"
+    assert main(train_args(data_root, run, "--gin_param", "Trainer.keep_buffers_when_done = False")) == 0
+    (ckpt,) = (run / "checkpoints").glob("ckpt_*.pt")
+    assert torch.load(ckpt, weights_only=False)["buffers"] is None
+    assert main(["evaluate", str(run), "--episodes", "2", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(train_args(data_root, run, "--gin_param", "Trainer.keep_buffers_when_done = False",
+                           "--gin_param", "POLICY_STEPS = 4")) == 0
+    assert "holds no replay buffers" in capsys.readouterr().err
+    assert json.loads((run / "results.json").read_text())["steps"] == 7
