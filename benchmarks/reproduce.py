@@ -173,12 +173,12 @@ def claim_paragraphs(claims: list[dict]) -> list[str]:
 def game_label(run_dirs) -> str:
     """Which game the runs played, from their meta.json (``hygen.envs.bound_game``); runs made
     before the record existed played the legacy game (docs/simulator.md, "The switch")."""
-    from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, game_differences
+    from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, game_differences, recorded_game
 
     names = set()
     for d in run_dirs:
         meta_path = Path(d) / "meta.json"
-        game = json.loads(meta_path.read_text()).get("game", {"backend": "sim"}) if meta_path.is_file() else None
+        game = recorded_game(json.loads(meta_path.read_text())) if meta_path.is_file() else None
         if game is None:
             names.add("unknown game (no meta.json)")
         elif game.get("backend") == "sc2":

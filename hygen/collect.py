@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from hygen.buffers import EpisodeBatch, read_episodes, validate_file, write_episodes
-from hygen.envs import bound_game, game_differences, get_map
+from hygen.envs import bound_game, game_differences, get_map, recorded_game
 from hygen.runner import Runner
 
 __all__ = ["QUALITIES", "CollectError", "HeuristicController", "choose_medium_snapshot", "collect_map",
@@ -195,7 +195,7 @@ def collect_map(map_name: str, data_root: str | Path, policy: str = "heuristic",
     if config and (config.get("gin_files") or config.get("gin_params")):
         meta["gin"] = dict(config)  # what shaped the data, the game included (e.g. envs/calibrated)
     game = bound_game(map_name)  # which the Trainer checks the data against
-    made_in = meta.get("game", {"backend": "sim"})  # a record without it predates it: the legacy game
+    made_in = recorded_game(meta)
     if meta_path.exists() and game_differences(made_in, game):
         raise CollectError(f"{meta_path}: this map's data were collected in another game than this collection "
                            f"plays (data / now: {', '.join(game_differences(made_in, game))}); bind the same "

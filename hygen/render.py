@@ -236,6 +236,7 @@ def _rollout(run_dir: Path, map_name: str | None, episodes: int, device: str, se
     import torch
 
     from hygen import config
+    from hygen.envs import bind_recorded_game
     from hygen.rundir import RunDir
     from hygen.runner import Runner
     from hygen.trainer import Trainer
@@ -245,6 +246,7 @@ def _rollout(run_dir: Path, map_name: str | None, episodes: int, device: str, se
     rd = RunDir(run_dir)
     if not rd.checkpoints():
         raise FileNotFoundError(f"{run_dir}: no checkpoint to replay (checkpoints/ is empty)")
+    bind_recorded_game(rd.read_meta())  # replayed in the game it was made in
     trainer = Trainer(run_dir=rd, seed=int(rd.read_meta().get("seed", 0)), device=device)
     trainer.restore()
     map_name = map_name or trainer.source_maps[0]

@@ -72,7 +72,7 @@ def _check_data_game(data_root, maps) -> None:
     it existed) was collected in the legacy game, every mechanic off."""
     import json
 
-    from hygen.envs import bound_game, game_differences
+    from hygen.envs import bound_game, game_differences, recorded_game
 
     for m in maps:
         meta_path = Path(data_root) / m / "collect.json"
@@ -86,8 +86,7 @@ def _check_data_game(data_root, maps) -> None:
         if not isinstance(meta, dict):
             raise DatasetError(f"{meta_path}: expected a JSON object (the record `hygen collect` writes), "
                                f"got {type(meta).__name__}")
-        made_in = meta.get("game", {"backend": "sim"})
-        diff = game_differences(made_in, bound_game(m))
+        diff = game_differences(recorded_game(meta), bound_game(m))
         if diff:
             raise DatasetError(f"{meta_path}: the {m} data were collected in another game than this run plays "
                                f"(data / run: {', '.join(diff)}). Bind the data's game (--gin_file envs/legacy: every "

@@ -97,3 +97,17 @@ def test_a_game_record_without_a_mechanic_had_it_off():
     assert game_differences(old, now) == []
     assert game_differences(old, {**now, "reissue_lockout": True}) == ["reissue_lockout: False / True"]
     assert game_differences({"backend": "sc2"}, now) == ["backend: sc2 / sim"]
+
+
+def test_a_run_is_replayed_in_its_recorded_game():
+    """bind_recorded_game: a record without a game predates the record (the legacy game), one
+    with it is played as recorded; an unchanged game binds nothing."""
+    from hygen.envs import bind_recorded_game, recorded_game
+
+    assert recorded_game({}) == {"backend": "sim"}
+    assert bind_recorded_game({"game": {"backend": "sim", **CALIBRATED_GAME}}) == []
+    assert make("3m", num_envs=1).collisions
+    diff = bind_recorded_game({"seed": 0})
+    assert "collisions: False / True" in diff and len(diff) == len(CALIBRATED_GAME)
+    env = make("3m", num_envs=1)
+    assert not any(getattr(env, k) for k in LEGACY_GAME)

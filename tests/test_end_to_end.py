@@ -145,6 +145,9 @@ def test_a_resumed_run_keeps_the_game_it_was_made_in(data_root, tmp_path, capsys
     assert main(["train", "--run_dir", str(run)]) == 2
     err = capsys.readouterr().err
     assert "collisions: False / True" in err and "envs/legacy" in err, err
+    # evaluation plays a run in its own game, and says so when that is not the default
+    assert main(["evaluate", str(run), "--episodes", "2", "--device", "cpu"]) == 0
+    assert "evaluated in the game it was made in (collisions: False / True" in capsys.readouterr().err
     assert main(["train", "--run_dir", str(run), "--gin_file", str(run / "config.gin"), "--gin_file", "envs/legacy"]) == 0
     assert not json.loads((run / "meta.json").read_text())["game"]["collisions"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -79,6 +80,16 @@ def run_labels(run_dirs: list[Path]) -> tuple[list[str], dict[str, str]]:
     return labels, legend
 
 
+def _play_recorded_game(run_dir: Path, meta: dict) -> None:
+    """Evaluate a run in the game it was made in, whatever SimEnv's default is now, and say so."""
+    from hygen.envs import bind_recorded_game
+
+    diff = bind_recorded_game(meta)
+    if diff:
+        print(f"{run_dir}: evaluated in the game it was made in ({', '.join(diff)}: run / default)",
+              file=sys.stderr)
+
+
 def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool = False,
                  threads: int | None = None) -> dict:
     """Rebuild the run's Trainer from its stored config, restore the newest checkpoint, evaluate.
@@ -100,6 +111,7 @@ def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool 
         params.append(f"Trainer.eval_episodes = {int(episodes)}")
     config.parse_config([stored], params, unused_macros_ok=True)  # DATA_ROOT fed data_root
     rd = RunDir(run_dir)
+    _play_recorded_game(run_dir, rd.read_meta())
     if not rd.checkpoints():
         raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (checkpoints/ is empty)")
     meta = rd.read_meta()

@@ -60,11 +60,11 @@ def _check_game(run_path: Path, meta_text: str | None, resumed: bool) -> dict:
     run recorded before the record existed was made in the legacy game (every mechanic off)."""
     import json
 
-    from hygen.envs import bound_game, game_differences
+    from hygen.envs import bound_game, game_differences, recorded_game
 
     game = bound_game()
     if resumed and meta_text and game["backend"] == "sim":
-        made_in = json.loads(meta_text).get("game", {"backend": "sim"})
+        made_in = recorded_game(json.loads(meta_text))
         diff = game_differences(made_in, game)
         if diff:
             raise GinConfigError(

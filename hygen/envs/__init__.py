@@ -68,6 +68,27 @@ def game_differences(a: dict, b: dict) -> list[str]:
     return [f"{k}: {a.get(k, False)} / {b.get(k, False)}" for k in keys if a.get(k, False) != b.get(k, False)]
 
 
+def recorded_game(record: dict) -> dict:
+    """The game a ``collect.json`` or a run's ``meta.json`` records (``bound_game``). Records
+    made before the key existed were made in the legacy game, every mechanic off (the
+    simulator's default then)."""
+    return record.get("game", {"backend": "sim"})
+
+
+def bind_recorded_game(record: dict) -> list[str]:
+    """Bind (gin) the simulator's mechanics to the game ``record`` names, so a run is replayed
+    or evaluated in the game it was made in; returns how that differs from the game bound
+    before (``game_differences``, record / before), [] when nothing changed. Real SC2 runs and
+    an SC2 backend are left alone."""
+    made_in, now = recorded_game(record), bound_game()
+    if now["backend"] != "sim" or made_in.get("backend", "sim") != "sim":
+        return []
+    diff = game_differences(made_in, now)
+    if diff:
+        gin.parse_config([f"SimEnv.{k} = {bool(made_in.get(k, False))}" for k in MECHANICS])
+    return diff
+
+
 def check_backend(maps) -> None:
     """Fail now, with what to install, when the bound backend cannot run ``maps`` (SC2 missing),
     rather than at the first evaluation."""
@@ -91,11 +112,13 @@ __all__ = [
     "StepOutput",
     "TaskSet",
     "UnknownNameError",
+    "bind_recorded_game",
     "bound_backend",
     "bound_game",
     "check_backend",
     "game_differences",
     "get_map",
     "make",
+    "recorded_game",
     "task_set",
 ]
