@@ -35,8 +35,12 @@ def save(fig, stem: str | Path) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=120, bbox_inches="tight")
+    # the same figure gives the same bytes (no date, fixed SVG ids), so regenerated docs diff only
+    # where a number changed
+    with _plt().rc_context({"svg.hashsalt": "hygen"}):
+        for p in paths:
+            meta = {"Date": None} if p.suffix == ".svg" else {"Software": None}
+            fig.savefig(p, dpi=120, bbox_inches="tight", metadata=meta)
     _plt().close(fig)
     return paths
 
