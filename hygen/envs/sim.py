@@ -130,7 +130,7 @@ class SimEnv:
         collisions: units steer around each other instead of walking through (SC2's hard
             bodies) and the unit created first waits when two of a side meet head-on: closer
             to SC2 over whole trajectories (docs/simulator.md, mechanics 5-7). On the CPU with
-            numba compiled kernels run it at about 0.92 of the default game's speed (the tensor
+            numba compiled kernels run it at about 0.92 of the legacy game's speed (the tensor
             code: 0.64). On by default (the calibrated game); off in the legacy game.
         collision_variation: with ``collisions``, resolve the same encounter differently from
             run to run, as SC2 does (docs/simulator.md, mechanic 9): each step, each unit's wait
