@@ -262,7 +262,7 @@ def test_symmetric_maps_are_symmetric(game, name):
     With collisions units pass on their right (SC2's 3m data), which a mirror turns into the
     left: the symmetric start is then the allies' formation turned 180 degrees (mirrored, the
     ally side won 2s3z 100 % and 3s5z 0 %; docs/simulator.md). The calibrated game on 3m is not
-    pinned: 27-32 % at seeds 1-2 (docs/simulator.md, "The switch")."""
+    pinned: 27-32 % at seeds 1-2, cause open (docs/simulator.md, "The switch")."""
     kw = _SYMMETRY_GAMES[game]
     env = SimEnv(name, num_envs=256, seed=1, ally_ai=True, mirror_spawn="rotate" if kw["collisions"] else True,
                  validate_actions=False, **kw)
