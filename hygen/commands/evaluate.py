@@ -111,10 +111,10 @@ def evaluate_run(run_dir: Path, episodes: int | None, device: str, skills: bool 
         params.append(f"Trainer.eval_episodes = {int(episodes)}")
     config.parse_config([stored], params, unused_macros_ok=True)  # DATA_ROOT fed data_root
     rd = RunDir(run_dir)
-    _play_recorded_game(run_dir, rd.read_meta())
+    meta = rd.read_meta()
+    _play_recorded_game(run_dir, meta)
     if not rd.checkpoints():
         raise FileNotFoundError(f"{run_dir}: no checkpoint to evaluate (checkpoints/ is empty)")
-    meta = rd.read_meta()
     trainer = Trainer(run_dir=rd, seed=int(meta.get("seed", 0)), device=device,
                       **({} if threads is None else {"num_threads": threads}))
     trainer.restore()
