@@ -16,10 +16,12 @@ SHOT_3M = 6 * 20 / 365  # one marine shot on 3m
 
 
 def run_episodes(env: SimEnv, policy, episodes: int | None = None) -> dict[str, torch.Tensor]:
-    """One episode per env; returns won [E], return [E], length [E]."""
+    """One episode per env; returns won [E], lost [E] (every ally dead, an enemy alive), return [E],
+    length [E]. Neither won nor lost: a draw (both sides dead) or the time limit."""
     E = env.num_envs
     env.reset()
     ret, won = torch.zeros(E), torch.zeros(E, dtype=torch.bool)
+    lost = torch.zeros(E, dtype=torch.bool)
     length = torch.zeros(E, dtype=torch.long)
     ended = torch.zeros(E, dtype=torch.bool)
     for t in range(env.episode_limit):
@@ -28,11 +30,12 @@ def run_episodes(env: SimEnv, policy, episodes: int | None = None) -> dict[str, 
         ret += out.reward * live
         newly = out.terminated & live
         won |= out.info["battle_won"] & newly
+        lost |= newly & (out.info["dead_allies"] == env.n_agents) & (out.info["dead_enemies"] < env.n_enemies)
         length[newly] = t + 1
         ended |= out.terminated
         if bool(ended.all()):
             break
-    return {"won": won, "return": ret, "length": length}
+    return {"won": won, "lost": lost, "return": ret, "length": length}
 
 
 @pytest.mark.parametrize("name", ["3m", "5m_vs_6m", "3s5z", "13m_vs_15m", "1s3z"])
@@ -254,21 +257,24 @@ _SYMMETRY_GAMES = {"legacy": LEGACY_GAME, "legacy + collisions": {**LEGACY_GAME,
 
 
 @pytest.mark.parametrize("game, name", [
-    *((g, m) for g in ("legacy", "legacy + collisions") for m in ("3m", "5m", "2s3z")),
-    ("calibrated", "5m"), ("calibrated", "2s3z"),
+    *((g, m) for g in _SYMMETRY_GAMES for m in ("3m", "5m", "2s3z")),
     *(pytest.param(g, "3s5z", marks=pytest.mark.slow) for g in _SYMMETRY_GAMES)])
 def test_symmetric_maps_are_symmetric(game, name):
-    """Both armies under the same built-in AI from mirrored formations win about half the time.
+    """Both armies under the same built-in AI from mirrored formations win equally often.
     With collisions units pass on their right (SC2's 3m data), which a mirror turns into the
     left: the symmetric start is then the allies' formation turned 180 degrees (mirrored, the
-    ally side won 2s3z 100 % and 3s5z 0 %; docs/simulator.md). The calibrated game on 3m is not
-    pinned: 27-32 % at seeds 1-2, cause open (docs/simulator.md, "The switch")."""
+    ally side won 2s3z 100 % and 3s5z 0 %; docs/simulator.md). The rest are draws: both sides'
+    last units die in the same 4-loop chunk (calibrated 3m: 39-46 % at seeds 1-3, so the allies
+    win only 27-32 %; docs/simulator.md, "Draws"). Measured at seeds 1-3 over all games and
+    maps: ally minus enemy wins -0.13 to +0.16; at 256 battles the difference's standard error
+    is about 0.06, and the bound is 3 of them."""
     kw = _SYMMETRY_GAMES[game]
     env = SimEnv(name, num_envs=256, seed=1, ally_ai=True, mirror_spawn="rotate" if kw["collisions"] else True,
                  validate_actions=False, **kw)
     res = run_episodes(env, lambda e: torch.zeros(e.num_envs, e.n_agents, dtype=torch.long))
-    rate = float(res["won"].float().mean())
-    assert 0.3 <= rate <= 0.7, rate
+    ally, enemy = float(res["won"].float().mean()), float(res["lost"].float().mean())
+    assert abs(ally - enemy) <= 0.18, (ally, enemy)
+    assert ally + enemy >= 0.5, (ally, enemy)  # most fights are decided (calibrated 3m: 0.54-0.61)
 
 
 def test_rotated_spawn_is_the_point_reflection_of_the_allies():
