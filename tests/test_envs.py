@@ -447,6 +447,38 @@ def test_reissue_lockout_no_ally_shot_on_the_loop_smac_reissues_orders(ready_at,
     assert period + COOLDOWN_JITTER[0] - (8 - k) - 1e-4 <= left <= period + COOLDOWN_JITTER[1] - (8 - k) + 1e-4, left
 
 
+@pytest.mark.parametrize("ordered_fire", [False, True])
+def test_ordered_fire_a_unit_killed_earlier_in_the_chunk_does_not_fire(ordered_fire):
+    """Mechanic 12. Ally 0 (5 hp, its shot due at loop 3) and the enemy (shot due at loop 1)
+    fire in the same 4-loop chunk; the enemy's 6-damage shot kills the ally at loop 1. With
+    the chunk's shots landing together the dead ally's shot still lands (6 of the enemy's 45
+    hp); resolved loop by loop, as SC2 does, it never fires."""
+    env = _lone_enemy_env(ordered_fire=ordered_fire)
+    n = env.n_agents
+    env.pos[0, :n] = torch.tensor([[14.5, 16.0], [4.0, 10.0], [4.0, 22.0]])  # 5.5 apart: in range
+    env.health[0, 1:n] = 0
+    env.health[0, 0] = 5.0
+    env._observe()
+    env.cooldown[0, 0], env.delay[0, 0] = 2.5, 0.0
+    env.cooldown[0, n], env.delay[0, n] = 0.5, 0.0
+    out = env.step(torch.tensor([[6, 0, 0]]))  # ally 0 attacks the enemy
+    assert float(env.health[0, 0]) == 0 and bool(out.terminated[0]) and not bool(out.info["battle_won"][0])
+    assert float(env.health[0, n]) == (45.0 if ordered_fire else 39.0)
+
+
+def test_ordered_fire_removes_most_draws_of_a_symmetric_fight():
+    """Calibrated 3m, both sides on the AI from a rotated start, 512 battles at seed 1: 41.8 %
+    draws (both last units dead in one step) with the chunk's shots together, 11.9 % loop by
+    loop (the rest: shots in the same loop). SC2's 2000 real 3m episodes hold none."""
+    draws = {}
+    for ordered in (False, True):
+        env = SimEnv("3m", num_envs=256, seed=1, ally_ai=True, mirror_spawn="rotate", validate_actions=False,
+                     **{**CALIBRATED_GAME, "ordered_fire": ordered})
+        res = run_episodes(env, lambda e: torch.zeros(e.num_envs, e.n_agents, dtype=torch.long))
+        draws[ordered] = 1 - float((res["won"] | res["lost"]).float().mean())
+    assert draws[False] > 0.3 and draws[True] < 0.2, draws
+
+
 @pytest.fixture(params=["kernels", "tensors"])
 def collision_code(request, monkeypatch):
     """Run a collisions test on the compiled kernels (numba, the CPU default) and on the tensor

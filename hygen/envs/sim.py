@@ -47,7 +47,8 @@ N_NO_ATTACK = 6
 ORDER_STOP, ORDER_MOVE, ORDER_ATTACK, ORDER_ATTACK_MOVE, ORDER_ENGAGED = range(5)
 
 # The switchable mechanics: which are on is the game a SimEnv plays (SimEnv.game).
-MECHANICS = ("collisions", "sticky_retaliation", "collision_variation", "formation_move", "reissue_lockout")
+MECHANICS = ("collisions", "sticky_retaliation", "collision_variation", "formation_move", "reissue_lockout",
+             "ordered_fire")
 # The calibrated game, SimEnv's default since session 12: the mechanics that bring whole fights
 # closer to the real 3m recordings (docs/simulator.md). configs/envs/calibrated.gin binds the same.
 CALIBRATED_GAME = {"collisions": True, "sticky_retaliation": True, "formation_move": True, "reissue_lockout": True}
@@ -150,6 +151,10 @@ class SimEnv:
             step's first loop. Replaces the U(0, FIRE_DELAY_MAX)-loop reaction delay before
             every shot (docs/simulator.md, mechanic 11). On by default; off (the legacy game):
             the delay.
+        ordered_fire: resolve a chunk's shots loop by loop, so a unit killed at one loop fires
+            no shot due later in the chunk (SC2 resolves every game loop). Off (default): the
+            chunk's shots land together, and two last units can kill each other, a draw SC2's
+            3m data never show (docs/simulator.md, "Draws"; mechanic 12).
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
@@ -160,7 +165,7 @@ class SimEnv:
                  device: str | torch.device = "cpu", substeps: int = 2, validate_actions: bool = True,
                  ally_ai: bool = False, mirror_spawn: bool | str = False, collisions: bool = True,
                  sticky_retaliation: bool = True, collision_variation: bool = False,
-                 formation_move: bool = True, reissue_lockout: bool = True):
+                 formation_move: bool = True, reissue_lockout: bool = True, ordered_fire: bool = False):
         self.map: MapSpec = get_map(map_name) if isinstance(map_name, str) else map_name
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -182,6 +187,7 @@ class SimEnv:
         self.sticky_retaliation = sticky_retaliation
         self.formation_move = formation_move
         self.reissue_lockout = reissue_lockout
+        self.ordered_fire = ordered_fire
         if collision_variation and not collisions:
             raise ValueError("collision_variation varies how collisions resolve; it needs collisions=True")
         self.collision_variation = collision_variation
@@ -659,19 +665,15 @@ class SimEnv:
         # with reissue_lockout a commanded unit's last chance is the loop before the step ends.
         tau = torch.ceil(self.cooldown + self.delay).clamp_(min=1.0)
         fire = cur_in_range & (tau <= (self._last_fire_loop if last else self._dt))
-        dmg = (self.attack_dmg[ids, cur] if self.dmg_depends_on_target else self.attack_dmg[:, 0]) * fire
-        raw = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, dmg)  # damage taken
-        if self.has_shields or self.has_armor:
-            nhits = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, self.hits * fire)
-            to_shield = torch.minimum(self.shield, raw)
-            rest = raw - to_shield
-            # armor applies per hit that reaches health (shields have none); SC2 deals >= 0.5 a hit
-            hits_on_health = nhits * rest / raw.clamp(min=1e-6)
-            to_health = torch.maximum(rest - self.armor * hits_on_health, 0.5 * hits_on_health)
-            self.shield.sub_(to_shield)
-        else:  # marines: no shields, no armor
-            to_health = raw
-        self.health.sub_(to_health).clamp_(min=0)
+        dmg = self.attack_dmg[ids, cur] if self.dmg_depends_on_target else self.attack_dmg[:, 0]
+        if self.ordered_fire:  # loop by loop: the dead fire no more (mechanic 12)
+            raw = torch.zeros(E, U, device=self.device)
+            for loop in range(1, int(dt) + 1):
+                due = tau == loop
+                fire &= ~(due & (self.health <= 0))  # killed at an earlier loop of this chunk
+                raw += self._take_hits(cur, dmg, fire & due)
+        else:  # the chunk's shots land together
+            raw = self._take_hits(cur, dmg, fire)
         noise = torch.rand(2, E, U, generator=self._gen, device=self.device)
         # after a shot at loop tau: cooldown = period + U(jitter) - (dt - tau) loops at substep end.
         # Counting down dead or frozen units too changes nothing (a cooldown <= 0 means "ready").
@@ -688,6 +690,24 @@ class SimEnv:
             regen = (self.since_hit >= SHIELD_REGEN_DELAY_LOOPS) & live
             regen_f = regen * (SHIELD_REGEN_PER_LOOP * dt)
             torch.minimum(self.shield + regen_f, self.sh_max, out=self.shield)
+
+    def _take_hits(self, cur: torch.Tensor, dmg: torch.Tensor, fire: torch.Tensor) -> torch.Tensor:
+        """Units with ``fire`` [E, U] hit their target ``cur`` for ``dmg``: shields first, then
+        armor per hit on health. Returns the raw damage each unit took [E, U]."""
+        E, U = self.num_envs, self.n_units
+        raw = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, dmg * fire)
+        if self.has_shields or self.has_armor:
+            nhits = torch.zeros(E, U, device=self.device).scatter_add_(1, cur, self.hits * fire)
+            to_shield = torch.minimum(self.shield, raw)
+            rest = raw - to_shield
+            # armor applies per hit that reaches health (shields have none); SC2 deals >= 0.5 a hit
+            hits_on_health = nhits * rest / raw.clamp(min=1e-6)
+            to_health = torch.maximum(rest - self.armor * hits_on_health, 0.5 * hits_on_health)
+            self.shield.sub_(to_shield)
+        else:  # marines: no shields, no armor
+            to_health = raw
+        self.health.sub_(to_health).clamp_(min=0)
+        return raw
 
     def _steer(self, rel: torch.Tensor, stride: torch.Tensor, d_live: torch.Tensor) -> None:
         """Write this chunk's displacement into ``_moved`` [E, 2, U] for units walking ``stride``
