@@ -9,6 +9,7 @@ A run directory holds everything needed to understand and continue a run::
       events.out.tfevents.* TensorBoard scalars
       checkpoints/ckpt_00001000.pt   (atomic: written to a temp file, then renamed)
       results.json          machine-readable results (atomic)
+      .lock                 while a process writes the run (``RunDir.lock``)
 
 Re-running with the same directory resumes from the newest checkpoint.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 
+from hygen.dirlock import DirectoryInUseError, hold_directory, release_directory  # noqa: F401  (re-exported)
 from hygen.learners.base import CheckpointError, check_state_dict  # noqa: F401  (re-exported: rundir raises them)
 
 CHECKPOINT_GLOB = "ckpt_*.pt"
@@ -237,6 +239,13 @@ class RunDir:
             return LineProgress(total, initial, desc, unit, interval)
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True, disable=quiet,
                     smoothing=0.1)
+
+    def lock(self) -> None:
+        """Hold the directory while this process writes it (:func:`hold_directory`)."""
+        hold_directory(self.path)
+
+    def unlock(self) -> None:
+        release_directory(self.path)
 
     def close(self) -> None:
         if self._writer is not None:

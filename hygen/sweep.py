@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hygen.dirlock import hold_directory, release_directory
+
 __all__ = ["BACKENDS", "Cell", "SweepError", "SweepSpec", "cell_status", "load_sweep", "parse_grid", "run_sweep",
            "write_spec"]
 
@@ -264,6 +266,7 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     root = Path(root)
     cells = spec.cells()
     root.mkdir(parents=True, exist_ok=True)
+    hold_directory(root)  # a second sweep on the same root stops here (each cell is held by its run, too)
     (root / "logs").mkdir(exist_ok=True)
     write_spec(spec, root)
     workers = max(1, int(workers or os.cpu_count() or 1))
@@ -313,6 +316,7 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     finally:  # an interrupted sweep leaves no markers behind
         for m in marker.values():
             m.unlink(missing_ok=True)
+        release_directory(root)
     failed = [(n, r) for n, r in out.items() if r["status"] == "failed"]
     for n, r in failed:
         print_fn(f"failed: {n} (exit {r['rc']}), log: {r['log']}")

@@ -155,6 +155,7 @@ class Trainer:
             except ValueError as e:
                 raise TrainerError(f"Trainer.num_threads: {e}") from None
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.run_dir.lock()  # one writer per run; released when run() has written its results
         self.seed = int(seed)
         self.device = resolve_device(device)
         if self.device.type == "cpu":
@@ -311,7 +312,9 @@ class Trainer:
         finally:
             bar.close()
             self.run_dir.writer.flush()
-        return self._write_results()
+        results = self._write_results()
+        self.run_dir.unlock()
+        return results
 
     def _write_results(self) -> dict:
         """results.json, and the win-rate curves as curves.svg next to it."""

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from hygen.cli import main
 
 
@@ -100,3 +102,51 @@ def test_refused_resume_leaves_the_run_as_it_was(tmp_path, capsys):
     stored = json.loads((run / "meta.json").read_text())
     assert stored["gin_files"] == ["qmix"] and stored["gin_params"][-1] == "online/Phase.steps = 6"
     assert len(stored["history"]) == 2 and json.loads((run / "results.json").read_text())["steps"] == 6
+
+
+def _hold_in_another_process(path):
+    """A child process that holds ``path`` (hygen.dirlock) until it is killed; returns it once it holds."""
+    code = ("import sys, time; from hygen.dirlock import hold_directory; hold_directory(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(600)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_a_run_another_process_writes_is_refused_and_freed_when_that_process_dies(tmp_path, capsys):
+    """Two writers on one run would interleave their checkpoints (a sweep rerun by hand while the
+    first still runs). The second stops before writing, naming the holder; the lock dies with
+    its process, so a killed run leaves nothing that blocks the resume."""
+    run = tmp_path / "run"
+    assert main(["train", *QMIX_TINY, "--run_dir", str(run), "--seed", "0"]) == 0
+    assert not (run / ".lock").exists()  # a finished run lets go
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    child = _hold_in_another_process(run)
+    try:
+        assert main(["train", "--run_dir", str(run), "--gin_param", "online/Phase.steps = 6"]) == 2
+        err = capsys.readouterr().err
+        assert f"pid {child.pid}" in err and str(run.resolve()) in err and "Traceback" not in err
+        now = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+        assert now == files  # nothing written
+    finally:
+        child.kill()
+        child.wait()
+    assert main(["train", "--run_dir", str(run), "--gin_param", "online/Phase.steps = 6"]) == 0
+    assert "resuming" in capsys.readouterr().err
+
+
+def test_a_sweep_root_another_sweep_runs_is_refused(tmp_path):
+    from hygen.dirlock import DirectoryInUseError
+    from hygen.sweep import SweepSpec, run_sweep
+
+    root = tmp_path / "sweep"
+    root.mkdir()
+    child = _hold_in_another_process(root)
+    try:
+        spec = SweepSpec(configs={"QMIX": ["qmix"]}, seeds=[0])
+        with pytest.raises(DirectoryInUseError, match=f"pid {child.pid}"):
+            run_sweep(spec, root, workers=1, print_fn=lambda s: None)
+        assert not (root / "sweep.json").exists()
+    finally:
+        child.kill()
+        child.wait()

@@ -28,6 +28,7 @@ class RunContext:
     def undo(self) -> None:
         """The run was refused (its config cannot be built, or does not fit its checkpoint):
         leave the directory as it was, removing it if this call created it."""
+        self.run_dir.unlock()
         if self.created:
             shutil.rmtree(self.run_dir.path, ignore_errors=True)
             return
@@ -99,6 +100,7 @@ def setup_run(args: argparse.Namespace) -> RunContext:
     config_str = parse_config(gin_files, args.gin_param)
     created = not run_path.exists()
     run_dir = RunDir(run_path)
+    run_dir.lock()  # a second process on the same run stops here, before anything is written
     run_dir.check_seed(args.seed)  # before anything is written
     previous = {name: (run_path / name).read_text() if (run_path / name).exists() else None
                 for name in ("config.gin", "meta.json")}
