@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hygen import report as rp
+from hygen.cli import sigterm_as_interrupt
 from hygen.config import CONFIG_DIR
 from hygen.sweep import BACKENDS, SweepSpec, run_sweep, write_spec
 
@@ -247,8 +248,9 @@ def main() -> int:
                      gin_files=[f"data/{args.quality}", f"scales/{scale}", *args.gin_file],
                      gin_params=[f"DATA_ROOT = '{data_root}'", *args.gin_param])
     if not args.report_only:
-        run_sweep(spec, out, backend=args.backend, workers=args.workers, device=args.device, address=args.address,
-                  print_fn=lambda s: print(s, flush=True))
+        with sigterm_as_interrupt():  # a kill stops the cells and lets go of the sweep; rerun to resume
+            run_sweep(spec, out, backend=args.backend, workers=args.workers, device=args.device,
+                      address=args.address, print_fn=lambda s: print(s, flush=True))
     else:
         write_spec(spec, out)  # (the same cells: nothing else changes)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -118,10 +119,32 @@ def main(argv: list[str] | None = None) -> int:
         restore_threads = save_threads()
         set_threads(COMMAND_DEFAULT_THREADS if args.threads is None else args.threads)
     try:
-        return _run_command(args)
+        with sigterm_as_interrupt():
+            return _run_command(args)
+    except KeyboardInterrupt:
+        print(f"hygen {args.command}: stopped; run the same command again to resume", file=sys.stderr)
+        return 130
     finally:
         if restore_threads is not None:
             restore_threads()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside, SIGTERM (kill, a scheduler's stop) raises KeyboardInterrupt like Ctrl-C, so cleanup
+    runs: a half-written checkpoint is removed, a run and a sweep let go of their directories, a
+    sweep stops its cells. (Python's default for SIGTERM ends the process on the spot.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_command(args) -> int:

@@ -218,15 +218,26 @@ def execute_cell(command: Sequence[str], log_path: str, started_marker: str, env
         f.flush()
         proc = subprocess.Popen(list(command), stdout=f, stderr=subprocess.STDOUT, env=dict(env or _cell_env()),
                                 cwd=cwd)
+        _cells_running.add(proc)
         try:
             return proc.wait()
         except BaseException:
-            proc.terminate()  # an interrupted sweep leaves no orphans; the cell resumes next time
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _stop(proc)
             raise
+        finally:
+            _cells_running.discard(proc)
+
+
+_cells_running: set[subprocess.Popen] = set()  # this process's cell processes (the local pool's threads add them)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """An interrupted sweep leaves no orphans: the cell stops (its run resumes next time)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @dataclass
@@ -268,6 +279,8 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     root.mkdir(parents=True, exist_ok=True)
     hold_directory(root)  # a second sweep on the same root stops here (each cell is held by its run, too)
     (root / "logs").mkdir(exist_ok=True)
+    for stale in (root / "logs").glob(".*.started-*"):  # a sweep killed outright left them; none runs now
+        stale.unlink(missing_ok=True)
     write_spec(spec, root)
     workers = max(1, int(workers or os.cpu_count() or 1))
     out: dict[str, dict] = {}
@@ -354,9 +367,11 @@ def _run_local(todo, root, workers, device, marker, finished, progress, running,
                 if time.time() - last > status_every:
                     progress.print_fn(progress.line(running()))
                     last = time.time()
-        except BaseException:
+        except BaseException:  # Ctrl-C, or SIGTERM (hygen.cli): stop the running cells, not only the queue
             for f in pending:
                 f.cancel()
+            for proc in list(_cells_running):
+                _stop(proc)
             raise
 
 

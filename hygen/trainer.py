@@ -309,12 +309,11 @@ class Trainer:
                 self._evaluate(self.phases[-1].name if self.phases else "")
             self._save_checkpoint(final=True)
             self.run_dir.keep_only_newest_checkpoint()
+            return self._write_results()
         finally:
             bar.close()
             self.run_dir.writer.flush()
-        results = self._write_results()
-        self.run_dir.unlock()
-        return results
+            self.run_dir.unlock()  # done, failed or stopped (SIGTERM: hygen.cli): the next process may write
 
     def _write_results(self) -> dict:
         """results.json, and the win-rate curves as curves.svg next to it."""

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -97,6 +98,33 @@ def test_local_sweep_resumes_a_killed_cell_and_skips_finished_ones(tmp_path):
 
     out = run_sweep(s, root, backend="local", workers=2, print_fn=lines.append)  # again: nothing to do
     assert {r["status"] for r in out.values()} == {"skipped"}
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_sweep_stops_its_cells_and_leaves_nothing_behind(tmp_path):
+    """`kill <sweep pid>` (not the process group): the sweep stops its running cells, which
+    stop like Ctrl-C, and the sweep root, the cells' run directories and logs/ hold no lock or
+    start marker. The same command then resumes."""
+    root = tmp_path / "sweep"
+    s = spec(steps=60)
+    cmd = [sys.executable, "-m", "hygen.cli", "sweep", "--out", str(root), "--config", "qmix=qmix", "--seeds", "0", "--workers", "1",
+           *[a for p in s.gin_params for a in ("--gin_param", p)]]
+    sweep = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_cell_env())
+    cell = root / "qmix-seed0"
+    deadline = time.time() + 120
+    while not any((cell / "checkpoints").glob("ckpt_*.pt")) and sweep.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert sweep.poll() is None, sweep.stdout.read()
+    sweep.send_signal(signal.SIGTERM)
+    out, _ = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130, out
+    log = (root / "logs" / "qmix-seed0.log").read_text()
+    assert "hygen train: stopped; run the same command again to resume" in log
+    assert not list(root.rglob(".lock")) and not list((root / "logs").glob(".*.started-*"))
+    assert not list(root.rglob("*.tmp"))
+    assert subprocess.run(cmd, capture_output=True, text=True, env=_cell_env()).returncode == 0
+    assert "resuming" in (root / "logs" / "qmix-seed0.log").read_text()
+    assert json.loads((cell / "results.json").read_text())["done"]
 
 
 @pytest.mark.slow
