@@ -199,6 +199,19 @@ def cell_status(cell: Cell, root: str | Path) -> str:
     return "partial" if (d / "config.gin").is_file() else "new"
 
 
+def cell_steps(cell: Cell, root: str | Path) -> tuple[int, int | None]:
+    """How far a cell's run is: (step of its newest checkpoint, its total steps), the total from
+    results.json (written from the first evaluation on; None before). Cheap: a glob and a small file."""
+    d = cell.run_dir(root)
+    steps = [int(p.stem.split("_")[1]) for p in (d / "checkpoints").glob("ckpt_*.pt") if p.stem.split("_")[1].isdigit()]
+    total = None
+    try:
+        total = int(json.loads((d / "results.json").read_text())["total_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return max(steps, default=0), total
+
+
 def _cell_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HYGEN_NO_PROGRESS="1")
@@ -250,21 +263,30 @@ class _Progress:
     skipped: int = 0
     done: int = 0
     failed: int = 0
-    durations: list = field(default_factory=list)
+    durations: list = field(default_factory=list)  # seconds a whole cell takes (from step 0), per finished cell
     t0: float = field(default_factory=time.time)
 
-    def line(self, started: list[float]) -> str:
-        """``started``: start times of the cells running now."""
-        running = len(started)
+    def line(self, running: list[tuple[float, float, float]]) -> str:
+        """``running``: per running cell, its start time and the fraction of its steps done at
+        the start and now. A cell resumed half-way counts as half a cell, so the ETA holds
+        from the first checkpoints on, before any cell has finished."""
+        now = time.time()
         left = self.total - self.skipped - self.done - self.failed
+        per_cell = list(self.durations) or [(now - t) / (f - f0) for t, f0, f in running if f > f0]
         eta = "?"
-        if self.durations:  # what the running cells still need, plus the queued ones, spread over the workers
-            per = sum(self.durations) / len(self.durations)
-            now = time.time()
-            work = sum(max(per - (now - t), 0.0) for t in started) + per * max(left - running, 0)
-            eta = f"{work / max(self.workers, 1):.0f} s"
-        return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {running} running, "
-                f"{self.failed} failed, {left - running} queued, elapsed {time.time() - self.t0:.0f} s, ETA {eta}")
+        if per_cell:  # what the running cells still need, plus the queued ones, spread over the workers
+            per = sum(per_cell) / len(per_cell)
+            work = sum(per * (1 - f) for _, _, f in running) + per * max(left - len(running), 0)
+            eta = _duration(work / max(self.workers, 1))
+        cells = ", ".join(f"{100 * f:.0f} %" for _, _, f in running)
+        return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {len(running)} running"
+                f"{f' ({cells})' if cells else ''}, {self.failed} failed, {left - len(running)} queued, "
+                f"elapsed {_duration(now - self.t0)}, ETA {eta}")
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s} s" if s < 600 else f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min"
 
 
 def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers: int | None = None,
@@ -297,6 +319,12 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     print_fn(f"sweep {root}: {len(cells)} cells, {len(todo)} to run on {backend} "
              f"({workers} worker{'s' * (workers > 1)})")
 
+    def fraction(c: Cell) -> float:  # of the cell's steps its newest checkpoint holds
+        step, total = cell_steps(c, root)
+        return min(step / total, 1.0) if total else 0.0
+
+    at_start = {c.name: fraction(c) for c in todo}
+
     def finished(c: Cell, rc: int, seconds: float) -> None:
         marker[c.name].unlink(missing_ok=True)
         ok = rc == 0 and cell_status(c, root) == "done"
@@ -304,21 +332,23 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
                        "seconds": round(seconds, 1)}
         if ok:
             progress.done += 1
-            progress.durations.append(seconds)
+            if at_start[c.name] < 1:  # a resumed cell did only part of the work
+                progress.durations.append(seconds / (1 - at_start[c.name]))
         else:
             progress.failed += 1
         what = "done" if ok else f"FAILED (exit {rc}); log: {c.log_path(root)}"
         print_fn(f"  {c.name}: {what} in {seconds:.0f} s")
         print_fn(progress.line(running()))
 
-    def running() -> list[float]:  # start times of the running cells (their markers' mtimes)
-        times = []
-        for m in marker.values():
+    def running() -> list[tuple[float, float, float]]:  # start time (marker mtime), fraction at start, now
+        now = []
+        for c in todo:
             try:
-                times.append(m.stat().st_mtime)
+                t = marker[c.name].stat().st_mtime
             except FileNotFoundError:
-                pass
-        return times
+                continue
+            now.append((t, at_start[c.name], fraction(c)))
+        return now
 
     try:
         if todo and backend == "local":

@@ -80,6 +80,25 @@ def _kill_when_checkpointed(cell, root) -> None:
     proc.wait()
 
 
+def test_progress_line_projects_the_eta_from_the_running_cells_steps():
+    """Before any cell has finished, the ETA comes from how far the running cells got: one
+    cell at 50 % after 100 s (a whole cell: 200 s), one resumed at 50 % and now at 75 % after
+    100 s (400 s). Mean 300 s; left: 0.5 + 0.25 of the running cells and 2 queued cells, on 2
+    workers: (150 + 75 + 600) / 2 = 412 s. A finished cell's time (resumed half-way: 2 x 100 s)
+    then replaces the projection."""
+    from hygen.sweep import _Progress
+
+    lines = []
+    p = _Progress(total=4, workers=2, print_fn=lines.append)
+    now = time.time()
+    line = p.line([(now - 100, 0.0, 0.5), (now - 100, 0.5, 0.75)])
+    assert "0/4 done (0 skipped), 2 running (50 %, 75 %), 0 failed, 2 queued" in line and line.endswith("ETA 412 s")
+    assert p.line([]).endswith("ETA ?")
+    p.durations.append(200.0)
+    p.done = 1
+    assert p.line([(time.time() - 10, 0.0, 0.5)]).endswith("ETA 250 s")  # (100 + 2 x 200) / 2
+
+
 @pytest.mark.slow
 def test_local_sweep_resumes_a_killed_cell_and_skips_finished_ones(tmp_path):
     root = tmp_path / "sweep"
