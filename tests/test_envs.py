@@ -466,9 +466,27 @@ def test_ordered_fire_a_unit_killed_earlier_in_the_chunk_does_not_fire(ordered_f
     assert float(env.health[0, n]) == (45.0 if ordered_fire else 39.0)
 
 
+@pytest.mark.parametrize("ordered_fire", [False, True])
+def test_ordered_fire_no_shot_at_a_target_killed_earlier_in_the_chunk(ordered_fire):
+    """Mechanic 12. Allies 0 and 1 attack the enemy (5 hp); ally 0's shot at loop 1 kills it,
+    ally 1's is due at loop 3. Shots landing together spend ally 1's shot on the dead (its
+    cooldown restarts); loop by loop it does not fire and its weapon stays ready (SC2: an
+    attack order ends when its target dies)."""
+    env = _lone_enemy_env(ordered_fire=ordered_fire)
+    n = env.n_agents
+    env.pos[0, :n] = torch.tensor([[14.5, 16.0], [14.5, 16.6], [4.0, 22.0]])  # allies 0, 1 in range
+    env.health[0, n] = 5.0
+    env._observe()
+    env.cooldown[0, :2], env.delay[0, :2] = torch.tensor([0.5, 2.5]), 0.0
+    out = env.step(torch.tensor([[6, 6, 1]]))
+    assert bool(out.info["battle_won"][0])
+    spent = float(env.cooldown[0, 1]) > 0  # after a shot: period + jitter - (8 - 3) loops > 0
+    assert spent == (not ordered_fire), float(env.cooldown[0, 1])
+
+
 def test_ordered_fire_removes_most_draws_of_a_symmetric_fight():
     """Calibrated 3m, both sides on the AI from a rotated start, 512 battles at seed 1: 41.8 %
-    draws (both last units dead in one step) with the chunk's shots together, 11.9 % loop by
+    draws (both last units dead in one step) with the chunk's shots together, 14.8 % loop by
     loop (the rest: shots in the same loop). SC2's 2000 real 3m episodes hold none."""
     draws = {}
     for ordered in (False, True):

@@ -152,9 +152,10 @@ class SimEnv:
             every shot (docs/simulator.md, mechanic 11). On by default; off (the legacy game):
             the delay.
         ordered_fire: resolve a chunk's shots loop by loop, so a unit killed at one loop fires
-            no shot due later in the chunk (SC2 resolves every game loop). Off (default): the
-            chunk's shots land together, and two last units can kill each other, a draw SC2's
-            3m data never show (docs/simulator.md, "Draws"; mechanic 12).
+            no shot due later in the chunk, and no shot goes to a target killed earlier in it
+            (the weapon stays ready; SC2 resolves every game loop). Off (default): the chunk's
+            shots land together: overkill spends cooldowns, and two last units can kill each
+            other, a draw SC2's 3m data never show (docs/simulator.md, "Draws"; mechanic 12).
 
     Unit state (views into two packed buffers, updated in place; tests may poke them):
     ``pos`` [E,U,2], ``health``, ``shield``, ``cooldown``, ``delay``, ``since_hit`` [E,U] f32,
@@ -666,11 +667,12 @@ class SimEnv:
         tau = torch.ceil(self.cooldown + self.delay).clamp_(min=1.0)
         fire = cur_in_range & (tau <= (self._last_fire_loop if last else self._dt))
         dmg = self.attack_dmg[ids, cur] if self.dmg_depends_on_target else self.attack_dmg[:, 0]
-        if self.ordered_fire:  # loop by loop: the dead fire no more (mechanic 12)
+        if self.ordered_fire:  # loop by loop: the dead fire no more, nor at the dead (mechanic 12)
             raw = torch.zeros(E, U, device=self.device)
             for loop in range(1, int(dt) + 1):
                 due = tau == loop
-                fire &= ~(due & (self.health <= 0))  # killed at an earlier loop of this chunk
+                # killed at an earlier loop of this chunk, or its target was: no shot, the weapon stays ready
+                fire &= ~(due & ((self.health <= 0) | (self.health.gather(1, cur) <= 0)))
                 raw += self._take_hits(cur, dmg, fire & due)
         else:  # the chunk's shots land together
             raw = self._take_hits(cur, dmg, fire)
