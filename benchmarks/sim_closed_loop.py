@@ -48,7 +48,9 @@ GAMES = {"legacy": _legacy_plus(), "collisions": _legacy_plus(collisions=True),
          "collisions + sticky + formation": _legacy_plus(collisions=True, sticky_retaliation=True, formation_move=True),
          "calibrated": _bindings(**CALIBRATED_GAME),
          "calibrated + variation": _bindings(**CALIBRATED_GAME, collision_variation=True),
-         "calibrated + ordered fire": _bindings(**CALIBRATED_GAME, ordered_fire=True)}  # mechanic 12
+         "calibrated + ordered fire": _bindings(**CALIBRATED_GAME, ordered_fire=True),  # mechanic 12
+         "calibrated + variation + ordered fire": _bindings(**CALIBRATED_GAME, collision_variation=True,
+                                                            ordered_fire=True)}
 KINDS = ("no-op", "stop", "north", "south", "east", "west", "attack")
 
 

@@ -7,7 +7,15 @@ import torch
 
 from hygen.envs.maps import MAPS, TASK_SETS, MapSpec, TaskSet, UnknownNameError, get_map, task_set
 from hygen.envs.sc2 import SC2Env, SC2NotAvailableError, check_sc2  # imports SMAC only to build an env
-from hygen.envs.sim import CALIBRATED_GAME, LEGACY_GAME, MECHANICS, InvalidActionError, SimEnv, StepOutput
+from hygen.envs.sim import (
+    CALIBRATED_GAME,
+    LEGACY_GAME,
+    MECHANICS,
+    VARIED_GAME,
+    InvalidActionError,
+    SimEnv,
+    StepOutput,
+)
 
 BACKENDS = ("sim", "sc2")
 
@@ -104,6 +112,7 @@ __all__ = [
     "MAPS",
     "MECHANICS",
     "TASK_SETS",
+    "VARIED_GAME",
     "InvalidActionError",
     "MapSpec",
     "SC2Env",

@@ -55,6 +55,9 @@ CALIBRATED_GAME = {"collisions": True, "sticky_retaliation": True, "formation_mo
 # The game before issue 14's mechanics (the default until session 11; configs/envs/legacy.gin):
 # what the datasets and sweeps made before then were played in.
 LEGACY_GAME = {k: False for k in CALIBRATED_GAME}
+# The calibrated game with SC2's run-to-run variation (mechanic 9) and loop-ordered fire
+# (mechanic 12); configs/envs/varied.gin. Issue 15's Table 2 is played in it (docs/experiments.md).
+VARIED_GAME = {**CALIBRATED_GAME, "collision_variation": True, "ordered_fire": True}
 
 # SMAC reward defaults (reward_only_positive=True, reward_scale_rate=20)
 REWARD_DEATH = 10.0
