@@ -8,7 +8,7 @@ import gin
 import pytest
 
 from hygen.cli import main
-from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, SimEnv, make
+from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, VARIED_GAME, SimEnv, make
 
 
 @gin.configurable
@@ -70,18 +70,23 @@ def test_simulator_bindings_apply_without_binding_the_backend():
     assert make("3m", num_envs=2).collisions
 
 
-@pytest.mark.parametrize("gin_file, game", [("envs/calibrated", CALIBRATED_GAME), ("envs/legacy", LEGACY_GAME)])
+@pytest.mark.parametrize("gin_file, game", [("envs/calibrated", CALIBRATED_GAME), ("envs/legacy", LEGACY_GAME),
+                                            ("envs/varied", VARIED_GAME)])
 def test_the_game_files_bind_the_games_hygen_envs_spells(gin_file, game):
-    """envs/calibrated.gin and envs/legacy.gin are hygen.envs.CALIBRATED_GAME and LEGACY_GAME
-    (the benchmarks' and tests' spelling); the calibrated game is the default."""
+    """envs/calibrated.gin, envs/legacy.gin and envs/varied.gin are hygen.envs.CALIBRATED_GAME,
+    LEGACY_GAME and VARIED_GAME (the benchmarks' and tests' spelling), every mechanic bound (a
+    mechanic a game does not name is off), so a command that names its game keeps it whatever
+    the default becomes; the calibrated game is the default."""
     from hygen.config import parse_config
+    from hygen.envs import MECHANICS
 
     default = make("3m", num_envs=1)
-    assert {k: getattr(default, k) for k in CALIBRATED_GAME} == CALIBRATED_GAME
+    assert default.game == {k: CALIBRATED_GAME.get(k, False) for k in MECHANICS}
     assert set(LEGACY_GAME) == set(CALIBRATED_GAME) and not any(LEGACY_GAME.values())
+    # bound the other way first: the file must bind them itself
+    parse_config([], [f"SimEnv.{k} = {not game.get(k, False)}" for k in ("collision_variation", "ordered_fire")])
     parse_config([gin_file])
-    env = make("3m", num_envs=1)
-    assert {k: getattr(env, k) for k in game} == game
+    assert make("3m", num_envs=1).game == {k: game.get(k, False) for k in MECHANICS}
 
 
 def test_a_game_record_without_a_mechanic_had_it_off():

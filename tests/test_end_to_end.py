@@ -132,7 +132,7 @@ def test_a_resumed_run_keeps_the_game_it_was_made_in(data_root, tmp_path, capsys
     run = tmp_path / "run"
     assert main(train_args(data_root, run)) == 0
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["game"] == {"backend": "sim", "collision_variation": False, **CALIBRATED_GAME}
+    assert meta["game"] == {"backend": "sim", "collision_variation": False, "ordered_fire": False, **CALIBRATED_GAME}
     capsys.readouterr()
     config_before = (run / "config.gin").read_text()
     assert main(["train", "--run_dir", str(run), "--gin_param", "SimEnv.collisions = False"]) == 2
