@@ -174,8 +174,12 @@ def claim_paragraphs(claims: list[dict]) -> list[str]:
 def game_label(run_dirs) -> str:
     """Which game the runs played, from their meta.json (``hygen.envs.bound_game``); runs made
     before the record existed played the legacy game (docs/simulator.md, "The switch")."""
-    from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, game_differences, recorded_game
+    from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, VARIED_GAME, game_differences, recorded_game
 
+    known = {"Built-in simulator, calibrated game": CALIBRATED_GAME,
+             "Built-in simulator, varied game (the calibrated game with SC2's run-to-run variation and "
+             "loop-ordered fire; `--gin_file envs/varied`)": VARIED_GAME,
+             "Built-in simulator, legacy game (every mechanic off; `--gin_file envs/legacy`)": LEGACY_GAME}
     names = set()
     for d in run_dirs:
         meta_path = Path(d) / "meta.json"
@@ -184,12 +188,10 @@ def game_label(run_dirs) -> str:
             names.add("unknown game (no meta.json)")
         elif game.get("backend") == "sc2":
             names.add("StarCraft II")
-        elif not game_differences(game, {"backend": "sim", **CALIBRATED_GAME}):
-            names.add("Built-in simulator, calibrated game")
-        elif not game_differences(game, {"backend": "sim", **LEGACY_GAME}):
-            names.add("Built-in simulator, legacy game (every mechanic off; `--gin_file envs/legacy`)")
         else:
-            names.add("Built-in simulator, mechanics " + ", ".join(k for k, v in sorted(game.items()) if v is True))
+            name = next((label for label, g in known.items() if not game_differences(game, {"backend": "sim", **g})),
+                        None)
+            names.add(name or "Built-in simulator, mechanics " + ", ".join(k for k, v in sorted(game.items()) if v is True))
     return "; ".join(sorted(names)) if len(names) < 2 else "**The runs played different games**: " + "; ".join(sorted(names))
 
 

@@ -255,3 +255,24 @@ def test_last_change_measures_how_far_final_win_rates_move():
     assert last_change(g, ["a"])["mean"] == pytest.approx(35.0)
     g.runs[0]["evals"] = g.runs[0]["evals"][:1]
     assert last_change(g, ["a"]) is None  # one evaluation: nothing to compare
+
+
+@pytest.mark.parametrize("game, label", [("legacy", "legacy game"), ("calibrated", "calibrated game"),
+                                         ("varied", "varied game"), (None, "legacy game"),
+                                         ("other", "mechanics collisions, ordered_fire")])
+def test_reproduce_labels_the_table_with_the_runs_game(tmp_path, game, label):
+    """The table says which game its runs played, from their meta.json: a named game by its
+    name, a run recorded before the record existed as the legacy game, any other by its mechanics."""
+    import importlib.util
+    import json
+
+    from hygen.envs import CALIBRATED_GAME, LEGACY_GAME, VARIED_GAME
+
+    spec = importlib.util.spec_from_file_location("reproduce", Path(__file__).parents[1] / "benchmarks" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    games = {"legacy": LEGACY_GAME, "calibrated": CALIBRATED_GAME, "varied": VARIED_GAME,
+             "other": {**LEGACY_GAME, "collisions": True, "ordered_fire": True}}
+    meta = {"seed": 0} if game is None else {"seed": 0, "game": {"backend": "sim", **games[game]}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    assert label in reproduce.game_label([tmp_path])
