@@ -140,11 +140,17 @@ def sigterm_as_interrupt():
     if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    def interrupt(signum, frame):
+        # once: a second SIGTERM (a process-group kill, then the sweep's own stop) must not cut the cleanup short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _run_command(args) -> int:

@@ -31,6 +31,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -203,7 +204,7 @@ def cell_steps(cell: Cell, root: str | Path) -> tuple[int, int | None]:
     """How far a cell's run is: (step of its newest checkpoint, its total steps), the total from
     results.json (written from the first evaluation on; None before). Cheap: a glob and a small file."""
     d = cell.run_dir(root)
-    steps = [int(p.stem.split("_")[1]) for p in (d / "checkpoints").glob("ckpt_*.pt") if p.stem.split("_")[1].isdigit()]
+    steps = [int(m[1]) for p in (d / "checkpoints").glob("ckpt_*.pt") if (m := re.fullmatch(r"ckpt_([0-9]+)", p.stem))]
     total = None
     try:
         total = int(json.loads((d / "results.json").read_text())["total_steps"])
@@ -233,24 +234,33 @@ def execute_cell(command: Sequence[str], log_path: str, started_marker: str, env
                                 cwd=cwd)
         _cells_running.add(proc)
         try:
+            if _stopping.is_set():  # the sweep was stopped while this cell was starting
+                _stop([proc])
             return proc.wait()
         except BaseException:
-            _stop(proc)
+            _stop([proc])
             raise
         finally:
             _cells_running.discard(proc)
 
 
 _cells_running: set[subprocess.Popen] = set()  # this process's cell processes (the local pool's threads add them)
+_stopping = threading.Event()  # set when the sweep stops: a cell starting after that stops at once
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """An interrupted sweep leaves no orphans: the cell stops (its run resumes next time)."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def _stop(procs, grace: float = 30.0) -> None:
+    """An interrupted sweep leaves no orphans: every cell is asked to stop at once (each saves
+    nothing more; its run resumes next time), then those still running after ``grace`` seconds
+    are killed."""
+    procs = [p for p in procs if p.poll() is None]
+    for p in procs:
+        p.terminate()
+    deadline = time.time() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(deadline - time.time(), 0.0))
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 @dataclass
@@ -263,21 +273,23 @@ class _Progress:
     skipped: int = 0
     done: int = 0
     failed: int = 0
-    durations: list = field(default_factory=list)  # seconds a whole cell takes (from step 0), per finished cell
+    finished_work: list = field(default_factory=list)  # per finished cell: (seconds, fraction of its steps run)
     t0: float = field(default_factory=time.time)
 
     def line(self, running: list[tuple[float, float, float]]) -> str:
         """``running``: per running cell, its start time and the fraction of its steps done at
-        the start and now. A cell resumed half-way counts as half a cell, so the ETA holds
-        from the first checkpoints on, before any cell has finished."""
+        the start and now. The time of a whole cell is the seconds spent over the fractions
+        done, of the finished cells, else of the running ones (a cell resumed half-way counts
+        as half a cell), so the ETA holds from the first checkpoints on."""
         now = time.time()
         left = self.total - self.skipped - self.done - self.failed
-        per_cell = list(self.durations) or [(now - t) / (f - f0) for t, f0, f in running if f > f0]
+        work_done = self.finished_work or [(now - t, f - f0) for t, f0, f in running]
+        seconds, fractions = sum(w[0] for w in work_done), sum(w[1] for w in work_done)
         eta = "?"
-        if per_cell:  # what the running cells still need, plus the queued ones, spread over the workers
-            per = sum(per_cell) / len(per_cell)
+        if fractions > 0:  # what the running cells still need, plus the queued ones, spread over the workers
+            per = seconds / fractions
             work = sum(per * (1 - f) for _, _, f in running) + per * max(left - len(running), 0)
-            eta = _duration(work / max(self.workers, 1))
+            eta = _duration(work / max(min(self.workers, left), 1))
         cells = ", ".join(f"{100 * f:.0f} %" for _, _, f in running)
         return (f"sweep: {self.done + self.skipped}/{self.total} done ({self.skipped} skipped), {len(running)} running"
                 f"{f' ({cells})' if cells else ''}, {self.failed} failed, {left - len(running)} queued, "
@@ -300,6 +312,15 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     cells = spec.cells()
     root.mkdir(parents=True, exist_ok=True)
     hold_directory(root)  # a second sweep on the same root stops here (each cell is held by its run, too)
+    try:
+        return _run_held_sweep(spec, cells, root, backend, workers, device, address, gpus_per_cell, print_fn,
+                               status_every)
+    finally:
+        release_directory(root)
+
+
+def _run_held_sweep(spec, cells, root, backend, workers, device, address, gpus_per_cell, print_fn,
+                    status_every) -> dict[str, dict]:
     (root / "logs").mkdir(exist_ok=True)
     for stale in (root / "logs").glob(".*.started-*"):  # a sweep killed outright left them; none runs now
         stale.unlink(missing_ok=True)
@@ -332,8 +353,7 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
                        "seconds": round(seconds, 1)}
         if ok:
             progress.done += 1
-            if at_start[c.name] < 1:  # a resumed cell did only part of the work
-                progress.durations.append(seconds / (1 - at_start[c.name]))
+            progress.finished_work.append((seconds, 1 - at_start[c.name]))  # a resumed cell did only part
         else:
             progress.failed += 1
         what = "done" if ok else f"FAILED (exit {rc}); log: {c.log_path(root)}"
@@ -359,7 +379,6 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
     finally:  # an interrupted sweep leaves no markers behind
         for m in marker.values():
             m.unlink(missing_ok=True)
-        release_directory(root)
     failed = [(n, r) for n, r in out.items() if r["status"] == "failed"]
     for n, r in failed:
         print_fn(f"failed: {n} (exit {r['rc']}), log: {r['log']}")
@@ -371,6 +390,7 @@ def run_sweep(spec: SweepSpec, root: str | Path, backend: str = "local", workers
 def _run_local(todo, root, workers, device, marker, finished, progress, running, status_every) -> None:
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
+    _stopping.clear()
     # Threads only wait on child processes: the work is in the ``hygen train`` subprocesses.
     with ThreadPoolExecutor(max_workers=workers) as pool:
         t_start = {}
@@ -398,10 +418,10 @@ def _run_local(todo, root, workers, device, marker, finished, progress, running,
                     progress.print_fn(progress.line(running()))
                     last = time.time()
         except BaseException:  # Ctrl-C, or SIGTERM (hygen.cli): stop the running cells, not only the queue
+            _stopping.set()
             for f in pending:
                 f.cancel()
-            for proc in list(_cells_running):
-                _stop(proc)
+            _stop(list(_cells_running))
             raise
 
 

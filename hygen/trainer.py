@@ -155,7 +155,6 @@ class Trainer:
             except ValueError as e:
                 raise TrainerError(f"Trainer.num_threads: {e}") from None
         self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        self.run_dir.lock()  # one writer per run; released when run() has written its results
         self.seed = int(seed)
         self.device = resolve_device(device)
         if self.device.type == "cpu":
@@ -269,8 +268,13 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
         """Train (or continue training) to the end; returns the results dict (also results.json)."""
-        if not self._restored:
-            self.restore()
+        self.run_dir.lock()  # one writer per run (a Trainer that only evaluates takes none)
+        try:
+            if not self._restored:
+                self.restore()
+        except BaseException:
+            self.run_dir.unlock()
+            raise
         from hygen import threads
 
         bar = self.run_dir.progress(self.total_steps, initial=self.step, desc="train")

@@ -135,6 +135,20 @@ def test_a_run_another_process_writes_is_refused_and_freed_when_that_process_die
     assert "resuming" in capsys.readouterr().err
 
 
+def test_a_run_another_process_writes_can_still_be_evaluated(tmp_path, capsys):
+    """Reading is not writing: `hygen evaluate` of a run that is training (here: held by
+    another process) works, and takes no lock that would stop the training."""
+    run = tmp_path / "run"
+    assert main(["train", *QMIX_TINY, "--run_dir", str(run), "--seed", "0"]) == 0
+    child = _hold_in_another_process(run)
+    try:
+        assert main(["evaluate", str(run), "--episodes", "1"]) == 0, capsys.readouterr().err
+        assert (run / ".lock").read_text().startswith(f"pid {child.pid} ")
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_sweep_root_another_sweep_runs_is_refused(tmp_path):
     from hygen.dirlock import DirectoryInUseError
     from hygen.sweep import SweepSpec, run_sweep

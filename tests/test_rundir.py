@@ -93,3 +93,53 @@ def test_damaged_json_names_the_file(tmp_path):
     (tmp_path / "results.json").write_text("{'step': 1,")
     with pytest.raises(CheckpointError, match=r"results\.json: not valid JSON"):
         RunDir(tmp_path).read_results()
+
+
+def _try_hold_in_another_process(path) -> str:
+    """Whether another process can take ``path``'s lock now: 'held' or the error's first words."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from hygen.dirlock import hold_directory, DirectoryInUseError\n"
+            "try:\n    hold_directory(sys.argv[1]); print('held')\n"
+            "except DirectoryInUseError as e:\n    print('refused', e)")
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_directory_holds_nest_and_the_last_release_lets_go(tmp_path):
+    """A run holds its directory from `hygen train`'s setup and again in Trainer.run: the inner
+    release must not free it while the outer still writes."""
+    import os
+
+    from hygen.dirlock import hold_directory, release_directory
+
+    hold_directory(tmp_path)
+    hold_directory(tmp_path)
+    assert (tmp_path / ".lock").read_text().strip().startswith(f"pid {os.getpid()} ")
+    release_directory(tmp_path)
+    assert _try_hold_in_another_process(tmp_path).startswith(f"refused {tmp_path.resolve()}: in use by pid {os.getpid()}")
+    release_directory(tmp_path)
+    assert not (tmp_path / ".lock").exists()
+    assert _try_hold_in_another_process(tmp_path) == "held"
+    release_directory(tmp_path)  # not held: nothing happens
+
+
+def test_a_directory_removed_and_made_again_is_locked_afresh(tmp_path):
+    """If the directory (and its lock file) is deleted under a holder and made again, the old
+    hold counts for nothing: the next hold locks the new file, and releasing it removes only
+    the file this process locked."""
+    import shutil
+
+    from hygen.dirlock import hold_directory, release_directory
+
+    d = tmp_path / "run"
+    d.mkdir()
+    hold_directory(d)
+    shutil.rmtree(d)
+    d.mkdir()
+    hold_directory(d)  # a fresh lock on the new .lock
+    assert _try_hold_in_another_process(d).startswith("refused")
+    release_directory(d)
+    assert not (d / ".lock").exists()
+

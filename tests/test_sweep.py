@@ -82,21 +82,37 @@ def _kill_when_checkpointed(cell, root) -> None:
 
 def test_progress_line_projects_the_eta_from_the_running_cells_steps():
     """Before any cell has finished, the ETA comes from how far the running cells got: one
-    cell at 50 % after 100 s (a whole cell: 200 s), one resumed at 50 % and now at 75 % after
-    100 s (400 s). Mean 300 s; left: 0.5 + 0.25 of the running cells and 2 queued cells, on 2
-    workers: (150 + 75 + 600) / 2 = 412 s. A finished cell's time (resumed half-way: 2 x 100 s)
-    then replaces the projection."""
+    cell from 0 to 50 % and one resumed at 50 % now at 75 %, 100 s each: 200 s for 0.75 of a
+    cell, 266.7 s a cell. Left: 0.5 + 0.25 of the running cells and 2 queued cells on 2
+    workers: 266.7 x 2.75 / 2 = 366 s. Finished cells replace the projection (one resumed
+    half-way in 100 s: 200 s a cell); with one cell left, one worker does the rest."""
     from hygen.sweep import _Progress
 
-    lines = []
-    p = _Progress(total=4, workers=2, print_fn=lines.append)
+    p = _Progress(total=4, workers=2, print_fn=lambda s: None)
     now = time.time()
     line = p.line([(now - 100, 0.0, 0.5), (now - 100, 0.5, 0.75)])
-    assert "0/4 done (0 skipped), 2 running (50 %, 75 %), 0 failed, 2 queued" in line and line.endswith("ETA 412 s")
+    assert "0/4 done (0 skipped), 2 running (50 %, 75 %), 0 failed, 2 queued" in line and line.endswith("ETA 366 s")
     assert p.line([]).endswith("ETA ?")
-    p.durations.append(200.0)
+    p.finished_work.append((100.0, 0.5))
     p.done = 1
     assert p.line([(time.time() - 10, 0.0, 0.5)]).endswith("ETA 250 s")  # (100 + 2 x 200) / 2
+    p.done = 3
+    assert p.line([(time.time() - 10, 0.0, 0.5)]).endswith("ETA 100 s")  # the last cell's half, on one worker
+
+
+def test_cell_steps_reads_the_newest_checkpoint_and_ignores_other_names(tmp_path):
+    from hygen.sweep import cell_steps
+
+    cell = spec().cells()[0]
+    ckpts = cell.run_dir(tmp_path) / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for name in ("ckpt_00000100.pt", "ckpt_00000300.pt", "ckpt_\u00b2.pt", "ckpt_x.pt", ".ckpt_00000400.pt.ab.tmp"):
+        (ckpts / name).write_bytes(b"")
+    assert cell_steps(cell, tmp_path) == (300, None)
+    (cell.run_dir(tmp_path) / "results.json").write_text('{"total_steps": 2000')  # half-written
+    assert cell_steps(cell, tmp_path) == (300, None)
+    (cell.run_dir(tmp_path) / "results.json").write_text('{"total_steps": 2000}')
+    assert cell_steps(cell, tmp_path) == (300, 2000)
 
 
 @pytest.mark.slow

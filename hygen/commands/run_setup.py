@@ -28,7 +28,6 @@ class RunContext:
     def undo(self) -> None:
         """The run was refused (its config cannot be built, or does not fit its checkpoint):
         leave the directory as it was, removing it if this call created it."""
-        self.run_dir.unlock()
         if self.created:
             shutil.rmtree(self.run_dir.path, ignore_errors=True)
             return
@@ -100,24 +99,28 @@ def setup_run(args: argparse.Namespace) -> RunContext:
     config_str = parse_config(gin_files, args.gin_param)
     created = not run_path.exists()
     run_dir = RunDir(run_path)
-    run_dir.lock()  # a second process on the same run stops here, before anything is written
-    run_dir.check_seed(args.seed)  # before anything is written
-    previous = {name: (run_path / name).read_text() if (run_path / name).exists() else None
-                for name in ("config.gin", "meta.json")}
-    game = _check_game(run_path, previous["meta.json"], resumed)  # before anything is written
-    if resumed and previous["config.gin"] != config_str:
-        # A changed config on resume (e.g. more steps) is allowed; keep what was used before, and say so
-        kept = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
-        atomic_write_text(kept, previous["config.gin"])
-        previous[kept.name] = None
-        changes = "\n".join(f"  {line}" for line in config_changes(previous["config.gin"], config_str))
-        print(f"warning: {run_path} is resumed with a changed config (the old one is kept as {kept.name}):\n"
-              f"{changes}", file=sys.stderr)
-    run_dir.write_config(config_str)
-    if args.gin_file:
-        how = {"gin_files": [str(f) for f in gin_files], "gin_params": list(args.gin_param)}
-    else:  # the stored config, perhaps with more bindings: keep the record of how the run was made
-        how = {"gin_params": run_dir.read_meta().get("gin_params", []) + list(args.gin_param)} if args.gin_param else {}
-    run_dir.write_meta(seed=args.seed, game=game, **how)
-    generator = seed_everything(args.seed)
+    run_dir.lock()  # a second process on the same run stops here, before anything is written;
+    try:  # the caller releases it when done (hygen train: after the run)
+        run_dir.check_seed(args.seed)  # before anything is written
+        previous = {name: (run_path / name).read_text() if (run_path / name).exists() else None
+                    for name in ("config.gin", "meta.json")}
+        game = _check_game(run_path, previous["meta.json"], resumed)  # before anything is written
+        if resumed and previous["config.gin"] != config_str:
+            # A changed config on resume (e.g. more steps) is allowed; keep what was used before, and say so
+            kept = run_path / f"config.previous-{len(list(run_path.glob('config.previous-*.gin'))) + 1}.gin"
+            atomic_write_text(kept, previous["config.gin"])
+            previous[kept.name] = None
+            changes = "\n".join(f"  {line}" for line in config_changes(previous["config.gin"], config_str))
+            print(f"warning: {run_path} is resumed with a changed config (the old one is kept as {kept.name}):\n"
+                  f"{changes}", file=sys.stderr)
+        run_dir.write_config(config_str)
+        if args.gin_file:
+            how = {"gin_files": [str(f) for f in gin_files], "gin_params": list(args.gin_param)}
+        else:  # the stored config, perhaps with more bindings: keep the record of how the run was made
+            how = {"gin_params": run_dir.read_meta().get("gin_params", []) + list(args.gin_param)} if args.gin_param else {}
+        run_dir.write_meta(seed=args.seed, game=game, **how)
+        generator = seed_everything(args.seed)
+    except BaseException:
+        run_dir.unlock()
+        raise
     return RunContext(run_dir, args.seed, resolve_device(args.device), generator, resumed, created, previous)

@@ -30,6 +30,13 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     ctx = setup_run(args)  # bad configs fail here, before anything is built
+    try:
+        return _train(args, ctx)
+    finally:
+        ctx.run_dir.unlock()  # setup_run's hold on the run directory
+
+
+def _train(args, ctx) -> int:
     from hygen.trainer import Trainer
 
     try:
