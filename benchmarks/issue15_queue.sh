@@ -12,7 +12,9 @@
 #   compare against Table 2's seeds 0-2 of HyGen and offline-only, so they must run the same code.
 # DATA: the QMIX data root (every source map of marine-hard); SCRIPTED: scripted marine-easy data
 #   made in the same game (`hygen collect --task-set marine_easy --policy heuristic`).
-# --dry-run: list every sweep's cells and their state, run nothing.
+# --dry-run: list the explanation sweeps' cells and their state, run nothing (Table 2's cells:
+#   reproduce.py's own output, or `hygen sweep --out $OUT/table2_$GAME/cpu_table2 --dry-run`).
+# DATA, OUT: absolute paths (the script changes into CODE).
 set -euo pipefail
 : "${CODE:?set CODE to the frozen worktree}" "${DATA:?set DATA to the QMIX data root}"
 : "${SCRIPTED:?set SCRIPTED to the scripted marine-easy data root}" "${OUT:?set OUT to the runs root}"
@@ -22,7 +24,11 @@ DRY=()
 PY="${PYTHON:-$(command -v python)}"
 cd "$CODE"
 export PYTHONPATH="$CODE" OMP_NUM_THREADS=1
-run() { echo "=== $(date -u '+%F %T') $*"; nice -n 3 "$PY" "$@"; }
+# each step runs in the background and the script waits on it, so a SIGTERM to the script (not
+# only to its process group) reaches the step, which stops its cells and saves nothing half-way
+child=""
+trap '[[ -n "$child" ]] && kill -TERM "$child" 2>/dev/null; wait; exit 143' TERM INT
+run() { echo "=== $(date -u '+%F %T') $*"; nice -n 3 "$PY" "$@" & child=$!; wait "$child"; child=""; }
 
 # Table 2 (docs/experiments.md, "Table 2 on the varied game")
 T2OUT="$OUT/table2_$GAME"
@@ -59,6 +65,6 @@ sweep --out "$X/c_marine_easy" --config "HyGen=$H" --config "offline-only=$O" --
     --gin_param "DATA_ROOT = '$SCRIPTED'"
 
 if [[ ${#DRY[@]} -eq 0 ]]; then
-  run -m hygen.cli report "$T2OUT" "$X"/{a_explore,a_value,b_weight,d_bc_t,e_skill_steps,f_window,c_marine_easy} \
+  run -m hygen.cli report "$T2OUT/cpu_table2" "$X"/{a_explore,a_value,b_weight,d_bc_t,e_skill_steps,f_window,c_marine_easy} \
       --reference HyGen --out "$X/report"
 fi
