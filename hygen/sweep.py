@@ -213,6 +213,23 @@ def cell_steps(cell: Cell, root: str | Path) -> tuple[int, int | None]:
     return max(steps, default=0), total
 
 
+def check_cell_config(cell: Cell, root: str | Path) -> None:
+    """A cell's run directory must hold the run this cell describes: the same gin files and
+    parameters in its meta.json (the sweep passes them on every start). Otherwise the directory
+    holds another experiment under this cell's name (the same --out reused with another game, data
+    root or scale), and skipping or resuming it would put that experiment's numbers in this table."""
+    meta_path = cell.run_dir(root) / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return  # nothing recorded yet (a cell killed before its first write): it starts afresh
+    recorded = (list(meta.get("gin_files", [])), list(meta.get("gin_params", [])))
+    if recorded != (list(cell.gin_files), list(cell.gin_params)):
+        raise SweepError(f"{meta_path}: the run in cell {cell.name} was made with gin files {recorded[0]} and "
+                         f"parameters {recorded[1]}, this sweep asks for {list(cell.gin_files)} and "
+                         f"{list(cell.gin_params)}; use another --out, or remove {cell.run_dir(root)} to run it again")
+
+
 def _cell_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HYGEN_NO_PROGRESS="1")
@@ -324,6 +341,8 @@ def _run_held_sweep(spec, cells, root, backend, workers, device, address, gpus_p
     (root / "logs").mkdir(exist_ok=True)
     for stale in (root / "logs").glob(".*.started-*"):  # a sweep killed outright left them; none runs now
         stale.unlink(missing_ok=True)
+    for c in cells:  # before anything is written
+        check_cell_config(c, root)
     write_spec(spec, root)
     workers = max(1, int(workers or os.cpu_count() or 1))
     out: dict[str, dict] = {}

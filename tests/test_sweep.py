@@ -162,6 +162,23 @@ def test_sigterm_to_the_sweep_stops_its_cells_and_leaves_nothing_behind(tmp_path
     assert json.loads((cell / "results.json").read_text())["done"]
 
 
+def test_a_sweep_root_holding_another_experiment_is_refused_before_anything_is_written(tmp_path):
+    """Cell names leave out the shared files and parameters (the game, the data root, the
+    scale), so the same --out reused with another game would skip its finished cells and put
+    the other game's numbers in the table. The sweep refuses, naming the cell and both configs."""
+    one = SweepSpec(configs={"qmix": ["qmix"]}, seeds=[0], gin_params=[*TINY, "online/Phase.steps = 2"])
+    out = run_sweep(one, tmp_path, workers=1, print_fn=lambda s: None)
+    assert out["qmix-seed0"]["status"] == "done"
+    recorded = (tmp_path / "sweep.json").read_text()
+    other = SweepSpec(configs={"qmix": ["qmix"]}, seeds=[0], gin_files=["envs/legacy"],
+                      gin_params=[*TINY, "online/Phase.steps = 2"])
+    with pytest.raises(SweepError, match=r"qmix-seed0/meta.json: the run in cell qmix-seed0 was made with gin files "
+                                         r"\['qmix'\].*asks for \['qmix', 'envs/legacy'\]"):
+        run_sweep(other, tmp_path, workers=1, print_fn=lambda s: None)
+    assert (tmp_path / "sweep.json").read_text() == recorded and not (tmp_path / ".lock").exists()
+    assert run_sweep(one, tmp_path, workers=1, print_fn=lambda s: None)["qmix-seed0"]["status"] == "skipped"
+
+
 @pytest.mark.slow
 def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path):
     # Trainer.eval_episodes = 0 parses but cannot run: only that cell fails, with its log named
